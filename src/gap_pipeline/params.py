@@ -1,0 +1,131 @@
+"""The schema of params.yaml: the single source of truth for every setting of the pipeline.
+
+Every stage validates the whole file first, so a typo fails in a second with the key, the bad value and
+what is allowed, instead of an hour into a run. Defaults live in params.yaml, not here: the fields below
+only say what shape a value must have.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+
+class ParamsError(ValueError):
+    """A params.yaml value that the pipeline cannot run with; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos until proven otherwise.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelParams(_Section):
+    name: str = Field(min_length=1)
+    revision: str | None = None
+    trust_remote_code: bool
+
+
+class CorpusParams(_Section):
+    """A corpus in a local file or folder; DVC hashes the source, so editing it reruns its stage."""
+
+    source: str = Field(min_length=1)
+    n: int = Field(ge=1)
+    seed: int
+    text_field: str
+    id_field: str | None
+
+
+class HubCorpusParams(_Section):
+    """A corpus on the Hugging Face hub; DVC cannot hash it, so the revision pins what is read."""
+
+    dataset: str = Field(min_length=1)
+    name: str | None = None
+    split: str
+    revision: str | None = None
+    n: int = Field(ge=1)
+    seed: int
+    text_field: str
+    id_field: str | None
+
+
+class GapParams(_Section):
+    corpus: str = Field(min_length=1)
+    index: int = Field(ge=0)
+    steps: int = Field(ge=0)
+    lr: float = Field(gt=0)
+    betas: tuple[float, float]
+    max_length: int = Field(ge=2)
+    seed: int
+
+    @model_validator(mode="after")
+    def _betas_in_range(self) -> GapParams:
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must both lie in [0, 1), got {list(self.betas)}")
+        return self
+
+
+class RuntimeParams(_Section):
+    device: str = Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]
+    threads: int = Field(ge=0)
+
+
+class Params(_Section):
+    model: ModelParams
+    corpora: dict[str, CorpusParams]
+    hub_corpora: dict[str, HubCorpusParams] = Field(default_factory=dict)
+    gap: GapParams
+    runtime: RuntimeParams
+
+    @model_validator(mode="after")
+    def _corpus_names(self) -> Params:
+        clash = sorted(set(self.corpora) & set(self.hub_corpora))
+        if clash:
+            raise ValueError(f"corpus names must be unique across corpora and hub_corpora, both have {clash}")
+        if self.gap.corpus not in self.all_corpora:
+            raise ValueError(
+                f"gap.corpus = {self.gap.corpus!r} is not a corpus; allowed: {sorted(self.all_corpora)}"
+            )
+        return self
+
+    @property
+    def all_corpora(self) -> dict[str, CorpusParams | HubCorpusParams]:
+        return {**self.corpora, **self.hub_corpora}
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"])
+    value = error.get("input")
+    if error["type"] == "missing":
+        return f"{key}: missing; add it to params.yaml"
+    if error["type"] == "extra_forbidden":
+        return f"{key} = {value!r}: unknown key (a typo?); remove it or fix its name"
+    where = f"{key} = {value!r}: " if key else ""
+    return where + error["msg"].removeprefix("Value error, ")
+
+
+def parse_params(raw: dict[str, Any], source: str = DEFAULT_PARAMS_FILE) -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors(include_url=False))
+        raise ParamsError(f"{source}: {problems}") from None
+
+
+def load_params(path: str | os.PathLike = DEFAULT_PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; raise ParamsError naming every bad key at once."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: no such file; run the stage from the project root")
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    return parse_params(raw, str(path))

@@ -1,0 +1,72 @@
+"""The gap stage's work: load the base model and one sampled text, run the ascent, save model and metrics."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from gap_pipeline.ascent import StepLog, encode_text, gradient_ascent, text_loss
+from gap_pipeline.corpora import CorpusError
+from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
+from gap_pipeline.outputs import atomic_path, read_jsonl, write_json, write_tsv
+from gap_pipeline.params import Params
+from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
+
+RUN_INFO_FILE = "gap_run.json"
+
+
+def pick_text(corpus_file: Path, index: int) -> dict[str, Any]:
+    docs = read_jsonl(corpus_file)
+    if index >= len(docs):
+        raise CorpusError(f"gap.index = {index} but {corpus_file} holds {len(docs)} texts; use 0..{len(docs) - 1}")
+    return docs[index]
+
+
+def summarize(logs: list[StepLog], initial_loss: float, final_loss: float, tokens: int) -> dict[str, Any]:
+    seconds = [log.seconds for log in logs]
+    return {
+        "steps": len(logs),
+        "tokens": tokens,
+        "initial_loss": initial_loss,
+        "final_loss": final_loss,
+        "loss_gain": final_loss - initial_loss,
+        "seconds_per_step": statistics.median(seconds) if seconds else None,
+        "tokens_per_second": tokens / statistics.median(seconds) if seconds else None,
+        "total_seconds": sum(seconds),
+    }
+
+
+def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path, metrics_dir: Path) -> dict:
+    """Run GAP as params.yaml says; writes ``out_dir`` (model + gap_run.json) and ``metrics_dir``."""
+    gap, runtime = params.gap, params.runtime
+    configure_threads(runtime.threads)
+    seed_everything(gap.seed)
+    device = resolve_device(runtime.device)
+    dtype = resolve_dtype(runtime.dtype, device)
+    doc = pick_text(corpus_file, gap.index)
+    model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
+    input_ids = encode_text(tokenizer, doc["text"], gap.max_length, doc["doc_id"]).to(device)
+
+    initial_loss = text_loss(model, input_ids)
+    logs = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas)
+    final_loss = text_loss(model, input_ids)
+    summary = summarize(logs, initial_loss, final_loss, input_ids.numel())
+    summary |= {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
+
+    run_info = {
+        "gap": gap.model_dump(),
+        "text": {"corpus": gap.corpus, "doc_id": doc["doc_id"], "source_row": doc.get("source_row")},
+        "base_model": json.loads((model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8")),
+        "metrics": summary,
+    }
+    with atomic_path(out_dir, directory=True) as tmp:
+        save_model(model, tokenizer, tmp)
+        (tmp / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+    write_json(metrics_dir / "train.json", summary)
+    write_tsv(metrics_dir / "steps.tsv", [asdict(log) for log in logs], [f.name for f in fields(StepLog)])
+    print(f"GAP on {gap.corpus}[{gap.index}] (doc_id {doc['doc_id']}): loss {initial_loss:.3f} -> {final_loss:.3f}"
+          f" in {len(logs)} steps")
+    return summary
