@@ -46,7 +46,11 @@ def disable_dropout(model: PreTrainedModel) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    # Some architectures read dropout rates from the config inside forward (attention dropout).
+        # Attention layers copy their rate from the config at init (e.g. LlamaAttention.attention_dropout)
+        # and pass it to the attention kernel in train mode, outside any nn.Dropout.
+        for name, value in vars(module).items():
+            if "dropout" in name and isinstance(value, float):
+                setattr(module, name, 0.0)
     for key, value in model.config.to_dict().items():
         if "dropout" in key and isinstance(value, float):
             setattr(model.config, key, 0.0)

@@ -34,7 +34,7 @@ def _records(frame: pd.DataFrame, source: str, text_field: str, id_field: str | 
     ids = frame[id_field].tolist() if id_field else list(range(len(frame)))
     return [
         {"doc_id": doc_id, "source_row": row, "text": "" if text is None else str(text)}
-        for row, (doc_id, text) in enumerate(zip(ids, frame[text_field].tolist()))
+        for row, (doc_id, text) in enumerate(zip(ids, frame[text_field].tolist(), strict=True))
     ]
 
 

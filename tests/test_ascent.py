@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from gap_pipeline.ascent import (
+    DegenerateTextError,
+    ascent_step,
+    disable_dropout,
+    encode_text,
+    gradient_ascent,
+    make_optimizer,
+    text_loss,
+)
+from gap_pipeline.params import parse_params
+
+
+@pytest.fixture
+def gap_params(raw_params):
+    return parse_params(raw_params).gap
+
+
+@pytest.fixture
+def input_ids():
+    return torch.randint(0, 128, (1, 24), generator=torch.Generator().manual_seed(1))
+
+
+def _one_step_change(model, input_ids, gap, ascend: bool) -> float:
+    disable_dropout(model)
+    # A larger lr than the paper's so one step moves a random model clearly; the sign is what is tested.
+    optimizer = make_optimizer(model, gap.lr * 100, gap.betas)
+    before = text_loss(model, input_ids)
+    ascent_step(model, optimizer, input_ids, ascend=ascend)
+    return text_loss(model, input_ids) - before
+
+
+def test_ascent_step_raises_the_text_loss(tiny_model, input_ids, gap_params):
+    assert _one_step_change(tiny_model, input_ids, gap_params, ascend=True) > 0
+
+
+def test_flipped_sign_lowers_the_text_loss(tiny_model, input_ids, gap_params):
+    assert _one_step_change(tiny_model, input_ids, gap_params, ascend=False) < 0
+
+
+def test_optimizer_uses_the_configured_lr_and_betas(tiny_model, gap_params):
+    optimizer = make_optimizer(tiny_model, gap_params.lr, gap_params.betas)
+    assert isinstance(optimizer, torch.optim.Adam)
+    group = optimizer.param_groups[0]
+    assert group["lr"] == gap_params.lr == 5.0e-5
+    assert tuple(group["betas"]) == tuple(gap_params.betas) == (0.9, 0.98)
+
+
+def test_dropout_is_off_during_ascent(tiny_model, input_ids, gap_params):
+    tiny_model.model.layers[0].mlp.add_module("drop", torch.nn.Dropout(0.5))
+    assert tiny_model.config.attention_dropout > 0
+    gradient_ascent(tiny_model, input_ids, 1, gap_params.lr, gap_params.betas)
+    assert tiny_model.config.attention_dropout == 0.0
+    assert all(m.p == 0.0 for m in tiny_model.modules() if isinstance(m, torch.nn.Dropout))
+    # With dropout off, two forward passes in train mode agree exactly.
+    tiny_model.train()
+    with torch.no_grad():
+        assert torch.equal(tiny_model(input_ids).logits, tiny_model(input_ids).logits)
+
+
+def test_gradient_ascent_logs_every_step_and_changes_weights(tiny_model, input_ids, gap_params):
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    seen = []
+    logs = gradient_ascent(tiny_model, input_ids, 3, gap_params.lr, gap_params.betas,
+                           on_step=lambda step, model: seen.append(step))
+    assert [log.step for log in logs] == seen == [1, 2, 3]
+    assert all(log.seconds > 0 and log.tokens_per_second > 0 for log in logs)
+    assert logs[-1].loss > logs[0].loss
+    assert any(not torch.equal(a, b) for a, b in zip(before, tiny_model.parameters(), strict=True))
+
+
+def test_zero_steps_leave_the_model_untouched(tiny_model, input_ids, gap_params):
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    assert gradient_ascent(tiny_model, input_ids, 0, gap_params.lr, gap_params.betas) == []
+    assert all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters(), strict=True))
+
+
+class _CharTokenizer:
+    """Stands in for a tokenizer: one token per character, truncated like transformers does."""
+
+    def __call__(self, text, truncation, max_length, return_tensors):
+        ids = [ord(c) % 128 for c in text][:max_length]
+        return type("Enc", (), {"input_ids": torch.tensor([ids], dtype=torch.long)})
+
+
+def test_encode_text_truncates_to_max_length():
+    assert encode_text(_CharTokenizer(), "x" * 100, max_length=16).shape == (1, 16)
+
+
+def test_encode_text_names_a_degenerate_text():
+    with pytest.raises(DegenerateTextError, match="doc_id=42"):
+        encode_text(_CharTokenizer(), "a", max_length=16, doc_id=42)

@@ -1,0 +1,55 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gap_pipeline.models import (
+    MODEL_INFO_FILE,
+    ModelNotFoundError,
+    count_parameters,
+    load_model,
+    prepare_model,
+    resolve_model_source,
+)
+
+
+def test_packaged_smollm2_resolves_to_its_gguf_file(tmp_path):
+    source = resolve_model_source("smollm2-135m", tmp_path)
+    assert source.kind == "packaged"
+    assert (Path(source.location) / source.gguf_file).stat().st_size > 50_000_000
+
+
+def test_packaged_gemma_is_assembled_into_scratch(tmp_path):
+    source = resolve_model_source("gemma3-270m", tmp_path)
+    assert Path(source.location) == tmp_path
+    assert (tmp_path / source.gguf_file).stat().st_size > 200_000_000
+
+
+def test_hub_ids_and_local_dirs_resolve(tmp_path, tiny_model_dir):
+    assert resolve_model_source("facebook/opt-350m", tmp_path).kind == "hub"
+    local = resolve_model_source(str(tiny_model_dir), tmp_path)
+    assert (local.kind, local.location) == ("local", str(tiny_model_dir))
+
+
+def test_an_unknown_name_lists_every_kind_tried(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=r"packaged model \['gemma3-270m', 'smollm2-135m'\].*local directory"):
+        resolve_model_source("./no/such/model", tmp_path)
+
+
+def test_prepare_model_writes_safetensors_and_info(tmp_path, tiny_model, tiny_model_dir):
+    out = tmp_path / "prepared"
+    info = prepare_model(str(tiny_model_dir), out, tmp_path)
+    assert (out / "model.safetensors").exists() and not list(out.glob("*.bin"))
+    assert json.loads((out / MODEL_INFO_FILE).read_text()) == info
+    assert info["parameters"] == count_parameters(tiny_model) > 0
+    assert info["source"]["kind"] == "local"
+    model, tokenizer = load_model(out, torch.device("cpu"), torch.float32)
+    ids = tokenizer("w3 w4 w5", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, tiny_model.eval()(ids).logits)
+
+
+def test_an_unreachable_hub_model_says_how_to_use_a_local_copy(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=r"could not load hub model 'no-one/no-such-model'.*local directory"):
+        prepare_model("no-one/no-such-model", tmp_path / "out", tmp_path)
