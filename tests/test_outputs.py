@@ -1,6 +1,6 @@
 import pytest
 
-from gap_pipeline.outputs import atomic_path, read_jsonl, write_jsonl, write_tsv
+from gap_pipeline.outputs import atomic_path, read_jsonl, write_jsonl, write_table
 
 
 def test_a_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
@@ -27,5 +27,5 @@ def test_jsonl_and_tsv_round_trip(tmp_path):
     rows = [{"a": 1, "b": "x"}, {"a": 2, "b": "ü"}]
     write_jsonl(tmp_path / "r.jsonl", rows)
     assert read_jsonl(tmp_path / "r.jsonl") == rows
-    write_tsv(tmp_path / "r.tsv", rows, ["a", "b"])
+    write_table(tmp_path / "r.tsv", rows, ["a", "b"])
     assert (tmp_path / "r.tsv").read_text(encoding="utf-8") == "a\tb\n1\tx\n2\tü\n"

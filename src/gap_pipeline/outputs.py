@@ -52,10 +52,12 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> N
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_tsv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    """Write rows as a tab-separated table with a header, the format ``dvc plots`` reads."""
+def write_table(
+    path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], delimiter: str = "\t"
+) -> None:
+    """Write rows as a table with a header (tab-separated unless told), the formats ``dvc plots`` reads."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), delimiter="\t", lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=list(columns), delimiter=delimiter, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gap_pipeline.benchmarks import ALL_TASKS
+
 DEFAULT_PARAMS_FILE = "params.yaml"
 
 
@@ -77,12 +79,33 @@ class RuntimeParams(_Section):
     threads: int = Field(ge=0)
 
 
+class TaskParams(_Section):
+    split: str = Field(min_length=1)
+    limit: int | None = Field(ge=1)
+
+
+class EvalParams(_Section):
+    data_dir: str | None
+    model_class: Literal["hf"]
+    batch_size: int = Field(ge=1)
+    seed: int
+    tasks: dict[str, TaskParams]
+
+    @model_validator(mode="after")
+    def _known_tasks(self) -> EvalParams:
+        unknown = sorted(set(self.tasks) - set(ALL_TASKS))
+        if unknown:
+            raise ValueError(f"eval.tasks has unknown task(s) {unknown}; allowed: {list(ALL_TASKS)}")
+        return self
+
+
 class Params(_Section):
     model: ModelParams
     corpora: dict[str, CorpusParams]
     hub_corpora: dict[str, HubCorpusParams] = Field(default_factory=dict)
     gap: GapParams
     runtime: RuntimeParams
+    eval: EvalParams
 
     @model_validator(mode="after")
     def _corpus_names(self) -> Params:

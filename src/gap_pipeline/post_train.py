@@ -11,7 +11,7 @@ from typing import Any
 from gap_pipeline.ascent import StepLog, encode_text, gradient_ascent, text_loss
 from gap_pipeline.corpora import CorpusError
 from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
-from gap_pipeline.outputs import atomic_path, read_jsonl, write_json, write_tsv
+from gap_pipeline.outputs import atomic_path, read_jsonl, write_json, write_table
 from gap_pipeline.params import Params
 from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
 
@@ -66,7 +66,7 @@ def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path
         save_model(model, tokenizer, tmp)
         (tmp / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     write_json(metrics_dir / "train.json", summary)
-    write_tsv(metrics_dir / "steps.tsv", [asdict(log) for log in logs], [f.name for f in fields(StepLog)])
+    write_table(metrics_dir / "steps.tsv", [asdict(log) for log in logs], [f.name for f in fields(StepLog)])
     print(f"GAP on {gap.corpus}[{gap.index}] (doc_id {doc['doc_id']}): loss {initial_loss:.3f} -> {final_loss:.3f}"
           f" in {len(logs)} steps")
     return summary

@@ -1,0 +1,74 @@
+"""Aggregate per-task scores into the summary, the paper's per-run CSV format, and plot tables.
+
+Everything a user sees comes from files written here; the paper's files in ../shared/paper/ use the same
+columns, so our runs and theirs line up in one DataFrame.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from gap_pipeline.benchmarks import DIALOGUE_TASKS, MAIN_METRIC, MULTIPLE_CHOICE_TASKS
+
+# Column names of the GAP authors' released per-run tables (../shared/paper/).
+PAPER_COLUMNS = {
+    "arc_challenge": "ai2_arc_ARC-Challenge/acc", "arc_easy": "ai2_arc_ARC-Easy/acc",
+    "hellaswag": "hellaswag/acc", "mathqa": "math_qa/acc", "piqa": "piqa/acc", "pubmedqa": "pubmed_qa/acc",
+    "copa": "super_glue_copa/acc", "winogrande": "winogrande_winogrande_s/acc",
+    **{task: f"{task}/f1" for task in DIALOGUE_TASKS},
+}
+PAPER_CORPUS_LABELS = {"github": "Git.", "pile_cc": "CC", "tdec": "TDEC"}
+KINDS = {"classification": MULTIPLE_CHOICE_TASKS, "dialog": DIALOGUE_TASKS}
+
+
+def load_scores(metrics_dir: Path) -> dict[str, float]:
+    """``{task: main metric}`` from one model's ``<task>.json`` files."""
+    scores = {}
+    for path in sorted(metrics_dir.glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        scores[record["task"]] = record["metrics"][MAIN_METRIC[record["task"]]]
+    return scores
+
+
+def kind_average(scores: dict[str, float], kind: str) -> float | None:
+    """The paper's average over one kind of task; None when none of them was scored."""
+    values = [scores[t] for t in KINDS[kind] if t in scores]
+    return statistics.fmean(values) if values else None
+
+
+def _delta(new: float | None, old: float | None) -> float | None:
+    return None if new is None or old is None else new - old
+
+
+def summarize(base: dict[str, float], gap: dict[str, float]) -> dict[str, Any]:
+    """Every task's score for base and GAP, the two averages, and the deltas (GAP minus base)."""
+    tasks = {
+        task: {"metric": MAIN_METRIC[task], "base": base.get(task), "gap": gap.get(task),
+               "delta": _delta(gap.get(task), base.get(task))}
+        for task in MAIN_METRIC if task in base or task in gap
+    }
+    averages = {}
+    for kind, members in KINDS.items():
+        b, g = kind_average(base, kind), kind_average(gap, kind)
+        averages[kind] = {"base": b, "gap": g, "delta": _delta(g, b),
+                          "tasks": sum(t in base and t in gap for t in members)}
+    return {"averages": averages, "tasks": tasks}
+
+
+def paper_row(scores: dict[str, float], kind: str, corpus: str, index: Any, epoch: int, model: str) -> dict:
+    """One run in the paper's per-run format: corpora,index,epoch,average,model,<task columns>."""
+    row = {"corpora": PAPER_CORPUS_LABELS.get(corpus, corpus), "index": index, "epoch": epoch,
+           "average": kind_average(scores, kind), "model": model}
+    return row | {PAPER_COLUMNS[t]: scores.get(t) for t in KINDS[kind]}
+
+
+def score_table(base: dict[str, float], gap: dict[str, float]) -> list[dict[str, Any]]:
+    """Long table for `dvc plots`: one row per (task, model)."""
+    return [
+        {"task": task, "model": name, "metric": MAIN_METRIC[task], "score": scores[task]}
+        for name, scores in (("base", base), ("gap", gap))
+        for task in MAIN_METRIC if task in scores
+    ]
