@@ -19,7 +19,8 @@ def main() -> None:
     record, predictions = score_model(load_params(), args.model, args.task)
     write_jsonl(args.predictions, predictions)
     write_json(args.metrics, record)
-    print(f"{args.task} on {args.model}: {record['metrics']} ({record['examples']} examples, {record['seconds']:.0f} s)")
+    seconds = record["seconds"]
+    print(f"{args.task} on {args.model}: {record['metrics']} ({record['examples']} examples, {seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def task_spec(run: TaskRun) -> dict[str, Any]:
         if not data_file.exists():
             raise FileNotFoundError(
                 f"no {run.split} split for task {run.task!r} at {data_file}; check eval.data_dir and "
-                f"eval.tasks.{run.task}.split, or set eval.data_dir: null to read the hub"
+                f"eval.tasks.{run.task}.split, or set eval.source: hub to read the hub"
             )
         overrides |= {
             "dataset_path": "json",
@@ -173,7 +173,8 @@ def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[
         task=task,
         split=settings.tasks[task].split,
         limit=settings.tasks[task].limit,
-        data_dir=Path(settings.data_dir) if settings.data_dir else None,
+        # The dialogue sets have no hub copy (they come from the GAP authors' release): always local.
+        data_dir=None if settings.source == "hub" and not is_dialogue(task) else Path(settings.data_dir),
         batch_size=settings.batch_size,
         seed=settings.seed,
     )

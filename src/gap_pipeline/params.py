@@ -85,7 +85,8 @@ class TaskParams(_Section):
 
 
 class EvalParams(_Section):
-    data_dir: str | None
+    source: Literal["local", "hub"]
+    data_dir: str = Field(min_length=1)
     model_class: Literal["hf"]
     batch_size: int = Field(ge=1)
     seed: int

@@ -62,7 +62,8 @@ def paper_row(scores: dict[str, float], kind: str, corpus: str, index: Any, epoc
     """One run in the paper's per-run format: corpora,index,epoch,average,model,<task columns>."""
     row = {"corpora": PAPER_CORPUS_LABELS.get(corpus, corpus), "index": index, "epoch": epoch,
            "average": kind_average(scores, kind), "model": model}
-    return row | {PAPER_COLUMNS[t]: scores.get(t) for t in KINDS[kind]}
+    # The released tables order task columns alphabetically by column name.
+    return row | {PAPER_COLUMNS[t]: scores.get(t) for t in sorted(KINDS[kind], key=PAPER_COLUMNS.__getitem__)}
 
 
 def score_table(base: dict[str, float], gap: dict[str, float]) -> list[dict[str, Any]]:
