@@ -56,14 +56,17 @@ def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path
     summary = summarize(logs, initial_loss, final_loss, input_ids.numel())
     summary |= {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
 
+    base_info = (model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8")
     run_info = {
         "gap": gap.model_dump(),
         "text": {"corpus": gap.corpus, "doc_id": doc["doc_id"], "source_row": doc.get("source_row")},
-        "base_model": json.loads((model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8")),
+        "base_model": json.loads(base_info),
         "metrics": summary,
     }
     with atomic_path(out_dir, directory=True) as tmp:
         save_model(model, tokenizer, tmp)
+        # Same architecture and size as the base: every model directory describes itself the same way.
+        (tmp / MODEL_INFO_FILE).write_text(base_info, encoding="utf-8")
         (tmp / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     write_json(metrics_dir / "train.json", summary)
     write_table(metrics_dir / "steps.tsv", [asdict(log) for log in logs], [f.name for f in fields(StepLog)])
