@@ -88,6 +88,8 @@ class DvcProject:
 
 
 def _merge(base: dict, overrides: dict) -> dict:
+    """Deep-merge `overrides` into `base`, except that a task list replaces the default one outright."""
     for key, value in overrides.items():
-        base[key] = _merge(base[key], value) if isinstance(value, dict) and key in base else value
+        merge = isinstance(value, dict) and isinstance(base.get(key), dict) and key != "tasks"
+        base[key] = _merge(base[key], value) if merge else value
     return base

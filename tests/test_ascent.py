@@ -1,8 +1,11 @@
+import math
+
 import pytest
 import torch
 
 from gap_pipeline.ascent import (
     DegenerateTextError,
+    DivergenceError,
     ascent_step,
     disable_dropout,
     encode_text,
@@ -63,18 +66,60 @@ def test_dropout_is_off_during_ascent(tiny_model, input_ids, gap_params):
 def test_gradient_ascent_logs_every_step_and_changes_weights(tiny_model, input_ids, gap_params):
     before = [p.detach().clone() for p in tiny_model.parameters()]
     seen = []
-    logs = gradient_ascent(tiny_model, input_ids, 3, gap_params.lr, gap_params.betas,
-                           on_step=lambda step, model: seen.append(step))
-    assert [log.step for log in logs] == seen == [1, 2, 3]
-    assert all(log.seconds > 0 and log.tokens_per_second > 0 for log in logs)
-    assert logs[-1].loss > logs[0].loss
+    result = gradient_ascent(tiny_model, input_ids, 3, gap_params.lr, gap_params.betas,
+                             on_step=lambda log, model: seen.append(log.step))
+    assert [log.step for log in result.logs] == seen == [0, 1, 2, 3]
+    assert result.logs[0].seconds is None and not result.diverged and result.kept_step == 3
+    assert all(log.seconds > 0 and log.tokens_per_second > 0 for log in result.logs[1:])
+    assert result.logs[-1].loss > result.logs[0].loss
+    assert result.logs[-1].loss == pytest.approx(text_loss(tiny_model, input_ids), rel=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(before, tiny_model.parameters(), strict=True))
 
 
 def test_zero_steps_leave_the_model_untouched(tiny_model, input_ids, gap_params):
     before = [p.detach().clone() for p in tiny_model.parameters()]
-    assert gradient_ascent(tiny_model, input_ids, 0, gap_params.lr, gap_params.betas) == []
+    result = gradient_ascent(tiny_model, input_ids, 0, gap_params.lr, gap_params.betas)
+    assert [log.step for log in result.logs] == [0] and result.kept_step == 0
     assert all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters(), strict=True))
+
+
+def _poison_after(poisoned_step: int):
+    """An on_step hook that writes NaN into one weight, as a numerical blow-up in the update would."""
+    def hook(log, model):
+        if log.step == poisoned_step:
+            with torch.no_grad():
+                # One NaN logit makes every position's log-softmax NaN.
+                model.get_output_embeddings().weight[0, 0] = float("nan")
+    return hook
+
+
+def test_a_nan_loss_stops_the_ascent_and_restores_the_last_finite_step(tiny_model, input_ids, gap_params):
+    kept = {}
+    def hook(log, model):
+        if log.step == 1:
+            kept.update({n: p.detach().clone() for n, p in model.named_parameters()})
+        _poison_after(1)(log, model)
+    result = gradient_ascent(tiny_model, input_ids, 5, gap_params.lr, gap_params.betas, on_step=hook)
+    assert result.diverged and result.diverged_step == 2 and math.isnan(result.diverged_loss)
+    assert result.kept_step == 1 and [log.step for log in result.logs] == [0, 1]
+    assert all(torch.isfinite(p).all() for p in tiny_model.parameters())
+    assert all(torch.equal(kept[n], p) for n, p in tiny_model.named_parameters())
+
+
+def test_a_loss_above_the_ceiling_stops_the_ascent(tiny_model, input_ids, gap_params):
+    disable_dropout(tiny_model)
+    before = [p.detach().clone() for p in tiny_model.parameters()]
+    start = text_loss(tiny_model, input_ids)
+    # A huge lr makes the loss leap past a ceiling just above where it started.
+    result = gradient_ascent(tiny_model, input_ids, 5, 1.0, gap_params.betas, loss_ceiling=start + 1e-3)
+    assert result.diverged_step == 1 and result.diverged_loss > start + 1e-3
+    assert result.kept_step == 0 and result.logs[0].loss == pytest.approx(start)
+    assert all(torch.equal(a, b) for a, b in zip(before, tiny_model.parameters(), strict=True))
+
+
+def test_a_base_model_already_past_the_ceiling_is_an_error(tiny_model, input_ids, gap_params):
+    with pytest.raises(DivergenceError, match="gap.loss_ceiling"):
+        gradient_ascent(tiny_model, input_ids, 2, gap_params.lr, gap_params.betas, loss_ceiling=1e-6)
 
 
 class _CharTokenizer:

@@ -101,10 +101,11 @@ def cli_run(smollm2_dir, tmp_path_factory) -> dict:
     return {"results": results["results"], "samples": samples, "seed": seed}
 
 
-@pytest.fixture(scope="module")
-def our_run(smollm2_dir, cli_run) -> dict:
+@pytest.fixture(scope="module", params=["fast", "hf"])
+def our_run(request, smollm2_dir, cli_run) -> dict:
+    """Our evaluation with each model class; both must give lm-eval's CLI scores."""
     model, tokenizer = load_model(smollm2_dir, torch.device("cpu"), torch.float32)
-    lm = make_lm("hf", model, tokenizer, BATCH)
+    lm = make_lm(request.param, model, tokenizer, BATCH)
     return {
         task: evaluate_task(lm, tokenizer, TaskRun(task, "validation", LIMIT, BENCHMARKS, BATCH, cli_run["seed"]))
         for task in TASKS

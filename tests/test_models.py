@@ -53,3 +53,30 @@ def test_prepare_model_writes_safetensors_and_info(tmp_path, tiny_model, tiny_mo
 def test_an_unreachable_hub_model_says_how_to_use_a_local_copy(tmp_path):
     with pytest.raises(ModelNotFoundError, match=r"could not load hub model 'no-one/no-such-model'.*local directory"):
         prepare_model("no-one/no-such-model", tmp_path / "out", tmp_path)
+
+
+def test_load_model_refuses_pickle_checkpoints(tmp_path, tiny_model, tiny_tokenizer):
+    # A checkpoint in the old pickle format, which can run code when unpickled.
+    legacy = tmp_path / "legacy"
+    tiny_model.config.save_pretrained(legacy)
+    tiny_tokenizer.save_pretrained(legacy)
+    torch.save(tiny_model.state_dict(), legacy / "pytorch_model.bin")
+    assert (legacy / "pytorch_model.bin").exists() and not (legacy / "model.safetensors").exists()
+    with pytest.raises(OSError, match="safetensors"):
+        load_model(legacy, torch.device("cpu"), torch.float32)
+
+
+def test_remote_code_does_not_run_unless_a_param_allows_it(tmp_path, tiny_model_dir):
+    # A model directory whose config asks transformers to import its own Python file.
+    marker = tmp_path / "code_ran"
+    (tiny_model_dir / "modeling_custom.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+        "from transformers import LlamaForCausalLM as CustomModel\n"
+    )
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomModel"}
+    (tiny_model_dir / "config.json").write_text(json.dumps(config))
+    load_model(tiny_model_dir, torch.device("cpu"), torch.float32)
+    assert not marker.exists()  # transformers used its own Llama class
+    load_model(tiny_model_dir, torch.device("cpu"), torch.float32, trust_remote_code=True)
+    assert marker.exists()

@@ -1,8 +1,17 @@
 """End to end: real `dvc repro` on the real SmolLM2 model and the paper's corpora, at a tiny size."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import torch
+
+from gap_pipeline.ascent import encode_text, text_loss
+from gap_pipeline.models import load_model
 
 from tests.conftest import SHARED
 from tests.dvc_project import DvcProject
@@ -42,7 +51,8 @@ def test_repro_leaves_a_post_trained_model_and_its_metrics(project):
     assert train["steps"] == 1 and 2 <= train["tokens"] <= 32
     assert train["final_loss"] > train["initial_loss"]  # the ascent climbed
     rows = (project.root / "metrics/gap/steps.tsv").read_text().splitlines()
-    assert rows[0].split("\t") == ["step", "loss", "seconds", "tokens_per_second"] and len(rows) == 2
+    assert rows[0].split("\t") == ["step", "loss", "seconds", "tokens_per_second"] and len(rows) == 3
+    assert train["diverged"] is False
     run = project.read_json("models/gap/gap_run.json")
     sampled = (project.root / "data/corpora/github.jsonl").read_text().splitlines()
     assert str(run["text"]["doc_id"]) in sampled[0]
@@ -107,3 +117,72 @@ def test_dvc_exp_run_with_a_set_param(project):
     assert project.read_json("metrics/gap/train.json")["steps"] == 2
     diff = json.loads(project.dvc("metrics", "diff", "HEAD", "--json").stdout)
     assert diff["metrics/gap/train.json"]["steps"] == {"old": 1, "new": 2, "diff": 1}
+
+
+def _tmp_dirs(project) -> list:
+    return sorted((project.root / "models").glob(".gap.tmp-*"))
+
+
+def test_a_stage_killed_mid_write_leaves_nothing_and_reruns_cleanly(project):
+    project.set_param("gap.seed", 7)
+    repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "gap"], cwd=project.root, env=project.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    # Wait until the stage is writing the model's weights, then kill DVC and the stage outright.
+    while not any((tmp / "model.safetensors").exists() for tmp in _tmp_dirs(project)):
+        assert repro.poll() is None and time.monotonic() < deadline, "the gap stage ended before it wrote"
+        time.sleep(0.01)
+    os.killpg(repro.pid, signal.SIGKILL)
+    repro.wait()
+    assert not (project.root / "models/gap/model.safetensors").exists()  # no half model in place of the output
+    assert "gap" in project.changed_stages()
+    ran, _ = project.repro()
+    assert "gap" in ran and _tmp_dirs(project) == []
+    assert project.read_json("models/gap/gap_run.json")["gap"]["seed"] == 7
+    assert project.changed_stages() == set()
+
+
+def _experiments(project) -> dict[str, dict]:
+    """`dvc exp show --json` as {experiment name: {"params": params.yaml, "train": metrics/gap/train.json}}."""
+    found = {}
+    for commit in json.loads(project.dvc("exp", "show", "--json").stdout):
+        for exp in commit.get("experiments") or []:
+            for rev in exp["revs"]:
+                data = rev["data"]
+                found[rev.get("name") or data.get("name")] = {
+                    "params": data["params"]["params.yaml"]["data"],
+                    "train": data["metrics"]["metrics/gap/train.json"]["data"],
+                }
+    return found
+
+
+def test_two_queued_experiments_run_side_by_side(project):
+    project.commit("before the queue")
+    for index in (1, 2):
+        project.dvc("exp", "run", "--queue", "-S", f"gap.index={index}", "-n", f"index-{index}")
+    # The workers outlive `queue start` and would hold a captured stdout open: send their output elsewhere.
+    start = subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=project.root,
+                           env=project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    assert start.returncode == 0
+    deadline = time.monotonic() + 900
+    while True:
+        status = project.dvc("queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    experiments = _experiments(project)
+    # Each experiment post-trained its own text: its initial loss is the base model's loss on that text.
+    model, tokenizer = load_model(project.root / "models/base", torch.device("cpu"), torch.float32)
+    texts = (project.root / "data/corpora/github.jsonl").read_text().splitlines()
+    max_length = project.params()["gap"]["max_length"]
+    for index in (1, 2):
+        exp = experiments[f"index-{index}"]
+        assert exp["params"]["gap"]["index"] == index
+        ids = encode_text(tokenizer, json.loads(texts[index])["text"], max_length)
+        assert exp["train"]["initial_loss"] == pytest.approx(text_loss(model, ids), abs=1e-4)
+        # Preparing the model, sampling and the baseline scores were shared, not recomputed.
+        log = project.dvc("queue", "logs", f"index-{index}").stdout
+        assert "Running stage 'gap'" in log
+        assert "Running stage 'prepare_model'" not in log and "Running stage 'evaluate@base-copa'" not in log

@@ -9,23 +9,40 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import trange
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-
-class DegenerateTextError(ValueError):
-    """A text too short to have a next-token loss (fewer than 2 tokens)."""
+from gap_pipeline.errors import DegenerateTextError, DivergenceError
 
 
 @dataclass(frozen=True)
 class StepLog:
-    step: int  # 1-based index of the optimizer step just taken
-    loss: float  # LM loss on the text at this step's forward pass, i.e. before its update
-    seconds: float
-    tokens_per_second: float
+    """The text's LM loss after ``step`` updates (step 0: the untouched model) and how long that update took."""
+
+    step: int
+    loss: float
+    seconds: float | None  # None for step 0, which took no update
+    tokens_per_second: float | None
+
+
+@dataclass
+class AscentResult:
+    """What the ascent did. ``logs`` holds every kept step; on divergence the model holds ``kept_step``'s weights."""
+
+    logs: list[StepLog] = field(default_factory=list)
+    diverged_step: int | None = None  # the first step whose loss was non-finite or above the ceiling
+    diverged_loss: float | None = None
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_step is not None
+
+    @property
+    def kept_step(self) -> int:
+        return self.logs[-1].step
 
 
 def encode_text(
@@ -77,28 +94,73 @@ def text_loss(model: PreTrainedModel, input_ids: torch.Tensor) -> float:
     return model(input_ids=input_ids, labels=input_ids).loss.item()
 
 
+def _within(loss: float, ceiling: float | None) -> bool:
+    return math.isfinite(loss) and (ceiling is None or loss <= ceiling)
+
+
+def _snapshot(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    # On the CPU, so keeping a fallback costs host memory, not scarce accelerator memory.
+    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
+
+
+@torch.no_grad()
+def _restore(model: PreTrainedModel, snapshot: dict[str, torch.Tensor]) -> None:
+    for name, p in model.named_parameters():
+        p.copy_(snapshot[name])
+
+
 def gradient_ascent(
     model: PreTrainedModel,
     input_ids: torch.Tensor,
     steps: int,
     lr: float,
     betas: tuple[float, float],
-    on_step: Callable[[int, PreTrainedModel], None] | None = None,
-) -> list[StepLog]:
-    """Post-train ``model`` in place for ``steps`` ascent steps; ``on_step`` sees the model after each."""
+    loss_ceiling: float | None = None,
+    on_step: Callable[[StepLog, PreTrainedModel], None] | None = None,
+) -> AscentResult:
+    """Post-train ``model`` in place for up to ``steps`` ascent steps.
+
+    Each forward pass both measures the weights of the previous update and starts the next one, so checking
+    the loss costs nothing extra. A loss that is non-finite or above ``loss_ceiling`` stops the ascent and
+    puts back the last weights whose loss passed: a diverged model never leaves this function. ``on_step``
+    sees every accepted step, step 0 (the untouched model) included.
+    """
     model.train()
     disable_dropout(model)
     optimizer = make_optimizer(model, lr, betas)
     input_ids = input_ids.to(model.device)
-    logs: list[StepLog] = []
-    for step in trange(1, steps + 1, desc="GAP steps", unit="step", disable=steps == 0):
+    result = AscentResult()
+    accepted: dict[str, torch.Tensor] | None = None
+    seconds = None
+    for step in trange(0, steps + 1, desc="GAP steps", unit="step", disable=steps == 0):
         start = time.perf_counter()
-        loss = ascent_step(model, optimizer, input_ids)  # .item() syncs CUDA, so the time is real
-        seconds = time.perf_counter() - start
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"GAP loss became {loss} at step {step}; lower gap.lr")
-        logs.append(StepLog(step, loss, seconds, input_ids.numel() / seconds))
+        with torch.set_grad_enabled(step < steps):  # the last pass only measures
+            loss = model(input_ids=input_ids, labels=input_ids).loss
+        value = loss.item()  # syncs CUDA, so the step time below is real
+        if not _within(value, loss_ceiling):
+            if step == 0:
+                raise DivergenceError(
+                    f"the untouched model's loss on this text is already {value} (gap.loss_ceiling = "
+                    f"{loss_ceiling}); raise gap.loss_ceiling or check the model and dtype"
+                )
+            result.diverged_step, result.diverged_loss = step, value
+            if accepted is not None:
+                _restore(model, accepted)
+            break
+        log = StepLog(step, value, seconds, None if seconds is None else input_ids.numel() / seconds)
+        result.logs.append(log)
+        if step < steps:
+            # The optimizer minimises; negating the loss makes it climb the text's loss instead.
+            (-loss).backward()
+            accepted = _snapshot(model)
         if on_step is not None:
-            on_step(step, model)
+            hook_start = time.perf_counter()
+            on_step(log, model)
+            start += time.perf_counter() - hook_start  # the step's time is the ascent's alone
+        if step == steps:
+            break
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - start
     model.eval()
-    return logs
+    return result

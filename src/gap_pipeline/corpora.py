@@ -12,16 +12,14 @@ from typing import Any
 
 import pandas as pd
 
+from gap_pipeline.errors import CorpusError
+
 TABLE_READERS = {
     ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False),
     ".json": lambda p: pd.read_json(p, dtype=False),
     ".csv": lambda p: pd.read_csv(p, dtype=str, keep_default_na=False),
     ".tsv": lambda p: pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False),
 }
-
-
-class CorpusError(ValueError):
-    """A corpus that cannot be read or sampled as asked; the message names the source and the fix."""
 
 
 def _records(frame: pd.DataFrame, source: str, text_field: str, id_field: str | None) -> list[dict[str, Any]]:
@@ -65,7 +63,15 @@ def read_hub_corpus(
     """Every text of a hub dataset split (online users); ``revision`` pins it, since DVC cannot hash it."""
     import datasets
 
-    data = datasets.load_dataset(dataset, name, split=split, revision=revision)
+    try:
+        data = datasets.load_dataset(dataset, name, split=split, revision=revision)
+    except (ConnectionError, FileNotFoundError) as exc:
+        cache = datasets.config.HF_DATASETS_CACHE
+        raise CorpusError(
+            f"hub corpus {dataset!r} (split {split!r}) could not be read: tried the hub and the datasets cache "
+            f"under {cache} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); when offline, save the "
+            "texts as a JSONL/CSV file or a folder of .txt files and list it under `corpora` with `source:`"
+        ) from exc
     return _records(data.to_pandas(), f"{dataset}:{split}", text_field, id_field)
 
 

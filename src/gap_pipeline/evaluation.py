@@ -24,6 +24,7 @@ from transformers import PreTrainedTokenizerBase
 
 from gap_pipeline.benchmarks import is_dialogue
 from gap_pipeline.dialogue import cut_reply
+from gap_pipeline.errors import DataNotFoundError
 from gap_pipeline.models import MODEL_INFO_FILE, load_model
 from gap_pipeline.params import Params
 from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
@@ -72,7 +73,7 @@ def task_spec(run: TaskRun) -> dict[str, Any]:
     if run.data_dir is not None:
         data_file = run.data_dir / run.task / f"{run.split}.jsonl"
         if not data_file.exists():
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"no {run.split} split for task {run.task!r} at {data_file}; check eval.data_dir and "
                 f"eval.tasks.{run.task}.split, or set eval.source: hub to read the hub"
             )
@@ -123,11 +124,20 @@ def reply_token_loss(
 def evaluate_task(lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun) -> tuple[dict, list[dict]]:
     """Score ``lm`` on one task; returns the metrics record and one prediction row per example."""
     start = time.perf_counter()
-    results = simple_evaluate(
-        model=lm, tasks=[task_spec(run)], limit=run.limit, task_manager=task_manager_for(run.task),
-        log_samples=True, bootstrap_iters=1000, random_seed=run.seed, numpy_random_seed=run.seed,
-        torch_random_seed=run.seed, fewshot_random_seed=run.seed,
-    )
+    try:
+        results = simple_evaluate(
+            model=lm, tasks=[task_spec(run)], limit=run.limit, task_manager=task_manager_for(run.task),
+            log_samples=True, bootstrap_iters=1000, random_seed=run.seed, numpy_random_seed=run.seed,
+            torch_random_seed=run.seed, fewshot_random_seed=run.seed,
+        )
+    except ConnectionError as exc:  # what `datasets` raises for a hub dataset it can neither fetch nor find cached
+        import datasets
+
+        raise DataNotFoundError(
+            f"task {run.task!r}: its hub dataset could not be read (tried the hub and the datasets cache under "
+            f"{datasets.config.HF_DATASETS_CACHE}; {str(exc).splitlines()[0]}); when offline, set "
+            "eval.source: local and eval.data_dir to a folder holding <task>/<split>.jsonl"
+        ) from exc
     samples = results["samples"][run.task]
     metrics = flatten_metrics(results["results"][run.task])
     predictions = [_prediction(run.task, s) for s in samples]
@@ -152,12 +162,15 @@ def evaluate_task(lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun) -> t
 
 
 def make_lm(model_class: str, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int) -> LM:
-    """The lm-eval model wrapper named by ``eval.model_class``."""
-    if model_class == "hf":
-        from lm_eval.models.huggingface import HFLM
+    """The lm-eval model wrapper named by ``eval.model_class``: ours (fast) or lm-eval's own HFLM (hf)."""
+    from lm_eval.models.huggingface import HFLM
 
-        return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    raise ValueError(f"eval.model_class = {model_class!r}: allowed: 'hf'")
+    from gap_pipeline.fast_lm import FastLM
+
+    classes = {"fast": FastLM, "hf": HFLM}
+    if model_class not in classes:
+        raise ValueError(f"eval.model_class = {model_class!r}: allowed: {sorted(classes)}")
+    return classes[model_class](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
 def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[dict]]:

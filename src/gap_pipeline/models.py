@@ -25,6 +25,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from gap_pipeline.errors import ModelNotFoundError
+
 MODEL_INFO_FILE = "model_info.json"
 
 
@@ -64,10 +66,6 @@ PACKAGED_MODELS: dict[str, Callable[[Path], ModelSource]] = {
     "smollm2-135m": _smollm2_135m,
     "gemma3-270m": _gemma3_270m,
 }
-
-
-class ModelNotFoundError(FileNotFoundError):
-    """No weights where the name points; the message lists every place tried and how to fix it."""
 
 
 def resolve_model_source(name: str, scratch: Path) -> ModelSource:

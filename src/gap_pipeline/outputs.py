@@ -23,6 +23,9 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.tmp-"
+    # A SIGKILLed run cannot clean up after itself: its leftovers are cleared by the next run instead.
+    for stale in target.parent.glob(f"{prefix}*"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
         tmp.chmod(0o755)  # mkdtemp makes it private; the output is an ordinary, readable folder

@@ -15,12 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gap_pipeline.benchmarks import ALL_TASKS
+from gap_pipeline.errors import ParamsError
 
 DEFAULT_PARAMS_FILE = "params.yaml"
-
-
-class ParamsError(ValueError):
-    """A params.yaml value that the pipeline cannot run with; the message names the key and the fix."""
 
 
 class _Section(BaseModel):
@@ -64,6 +61,7 @@ class GapParams(_Section):
     lr: float = Field(gt=0)
     betas: tuple[float, float]
     max_length: int = Field(ge=2)
+    loss_ceiling: float | None = Field(gt=0)
     seed: int
 
     @model_validator(mode="after")
@@ -87,7 +85,7 @@ class TaskParams(_Section):
 class EvalParams(_Section):
     source: Literal["local", "hub"]
     data_dir: str = Field(min_length=1)
-    model_class: Literal["hf"]
+    model_class: Literal["fast", "hf"]
     batch_size: int = Field(ge=1)
     seed: int
     tasks: dict[str, TaskParams]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
+import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from gap_pipeline.ascent import StepLog, encode_text, gradient_ascent, text_loss
-from gap_pipeline.corpora import CorpusError
+from gap_pipeline.ascent import AscentResult, StepLog, encode_text, gradient_ascent
+from gap_pipeline.errors import CorpusError
 from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
 from gap_pipeline.outputs import atomic_path, read_jsonl, write_json, write_table
 from gap_pipeline.params import Params
@@ -25,16 +27,26 @@ def pick_text(corpus_file: Path, index: int) -> dict[str, Any]:
     return docs[index]
 
 
-def summarize(logs: list[StepLog], initial_loss: float, final_loss: float, tokens: int) -> dict[str, Any]:
-    seconds = [log.seconds for log in logs]
+def _json_number(value: float | None) -> float | str | None:
+    return value if value is None or math.isfinite(value) else str(value)
+
+
+def summarize(result: AscentResult, tokens: int) -> dict[str, Any]:
+    """train.json: what `dvc metrics diff` compares between runs."""
+    seconds = [log.seconds for log in result.logs if log.seconds is not None]
+    median = statistics.median(seconds) if seconds else None
     return {
-        "steps": len(logs),
+        "steps": result.kept_step,
         "tokens": tokens,
-        "initial_loss": initial_loss,
-        "final_loss": final_loss,
-        "loss_gain": final_loss - initial_loss,
-        "seconds_per_step": statistics.median(seconds) if seconds else None,
-        "tokens_per_second": tokens / statistics.median(seconds) if seconds else None,
+        "initial_loss": result.logs[0].loss,
+        "final_loss": result.logs[-1].loss,
+        "loss_gain": result.logs[-1].loss - result.logs[0].loss,
+        "diverged": result.diverged,
+        "diverged_step": result.diverged_step,
+        # JSON has no NaN: a non-finite loss is written as the string "nan" or "inf".
+        "diverged_loss": _json_number(result.diverged_loss),
+        "seconds_per_step": median,
+        "tokens_per_second": tokens / median if median else None,
         "total_seconds": sum(seconds),
     }
 
@@ -50,10 +62,8 @@ def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path
     model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
     input_ids = encode_text(tokenizer, doc["text"], gap.max_length, doc["doc_id"]).to(device)
 
-    initial_loss = text_loss(model, input_ids)
-    logs = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas)
-    final_loss = text_loss(model, input_ids)
-    summary = summarize(logs, initial_loss, final_loss, input_ids.numel())
+    result = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas, gap.loss_ceiling)
+    summary = summarize(result, input_ids.numel())
     summary |= {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
 
     base_info = (model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8")
@@ -69,7 +79,10 @@ def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path
         (tmp / MODEL_INFO_FILE).write_text(base_info, encoding="utf-8")
         (tmp / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     write_json(metrics_dir / "train.json", summary)
-    write_table(metrics_dir / "steps.tsv", [asdict(log) for log in logs], [f.name for f in fields(StepLog)])
-    print(f"GAP on {gap.corpus}[{gap.index}] (doc_id {doc['doc_id']}): loss {initial_loss:.3f} -> {final_loss:.3f}"
-          f" in {len(logs)} steps")
+    write_table(metrics_dir / "steps.tsv", [asdict(log) for log in result.logs], [f.name for f in fields(StepLog)])
+    print(f"GAP on {gap.corpus}[{gap.index}] (doc_id {doc['doc_id']}): loss {summary['initial_loss']:.3f} -> "
+          f"{summary['final_loss']:.3f} in {summary['steps']} steps")
+    if result.diverged:
+        print(f"warning: the loss at step {result.diverged_step} was {result.diverged_loss} (gap.loss_ceiling = "
+              f"{gap.loss_ceiling}); kept step {result.kept_step}, the last one within bounds", file=sys.stderr)
     return summary

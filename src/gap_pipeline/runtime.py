@@ -7,6 +7,8 @@ import random
 import numpy as np
 import torch
 
+from gap_pipeline.errors import ParamsError
+
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -15,7 +17,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"runtime.device = {device!r} but no CUDA device is visible; use 'auto' or 'cpu'")
+        raise ParamsError(f"runtime.device = {device!r} but no CUDA device is visible; use 'auto' or 'cpu'")
     return torch.device(device)
 
 

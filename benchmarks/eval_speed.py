@@ -1,0 +1,165 @@
+"""Side-by-side benchmark: lm-eval's HFLM against our FastLM, and a GAP step against the machine's matmul peak.
+
+Both model classes score the same model, tasks, split, limit and batch size in this one process, one after
+the other, so the ratios compare like with like. Per task it prints seconds each, the speed ratio, the share
+of examples with the same predicted choice (or the same generated reply), the largest log-likelihood
+difference, the accuracy of each, and the achieved GFLOP/s of each against a float32 matmul peak measured in
+the same run. Run it on an idle machine:
+
+    .venv/bin/python benchmarks/eval_speed.py --model smollm2-135m --limit 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gap_pipeline.ascent import encode_text, gradient_ascent
+from gap_pipeline.benchmarks import MULTIPLE_CHOICE_TASKS, DIALOGUE_TASKS
+from gap_pipeline.corpora import read_local_corpus
+from gap_pipeline.evaluation import TaskRun, evaluate_task, make_lm
+from gap_pipeline.models import count_parameters, load_model, prepare_model
+from gap_pipeline.params import load_params
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """Best float32 matmul rate of this machine with torch's current threads: the ceiling to compare with."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+class MatmulWork:
+    """Counts the tokens the transformer body runs and the positions projected onto the vocabulary.
+
+    FLOPs are 2 x parameters per token for the body and 2 x hidden x vocabulary per projected position
+    (attention scores are left out: they are small at these lengths), whatever the model class does.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        head = model.get_output_embeddings()
+        decoder = model.get_decoder()
+        embed = model.get_input_embeddings()
+        self.body_params = count_parameters(decoder) - embed.weight.numel()
+        self.head_params = head.weight.numel()
+        self.tokens = self.projected = 0
+        self._hooks = [
+            decoder.register_forward_pre_hook(self._count_tokens, with_kwargs=True),
+            head.register_forward_hook(self._count_projected),
+        ]
+
+    def _count_tokens(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self.tokens += ids.numel() if ids is not None else kwargs["inputs_embeds"].shape[:-1].numel()
+
+    def _count_projected(self, module, args, output):
+        self.projected += output.shape[:-1].numel()
+
+    def take_gflop(self) -> float:
+        flop = 2 * self.body_params * self.tokens + 2 * self.head_params * self.projected
+        self.tokens = self.projected = 0
+        return flop / 1e9
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+
+
+def compare_task(task: str, model, tokenizer, work: MatmulWork, limit: int, batch_size: int, seed: int) -> dict:
+    run = TaskRun(task, "validation", limit, SHARED / "benchmarks", batch_size, seed)
+    out = {}
+    for name in ("hf", "fast"):
+        lm = make_lm(name, model, tokenizer, batch_size)
+        work.take_gflop()
+        start = time.perf_counter()
+        record, predictions = evaluate_task(lm, tokenizer, run)
+        seconds = time.perf_counter() - start
+        out[name] = {"seconds": seconds, "gflop": work.take_gflop(), "record": record,
+                     "predictions": sorted(predictions, key=lambda p: p["doc_id"])}
+    hf, fast = out["hf"]["predictions"], out["fast"]["predictions"]
+    if task in DIALOGUE_TASKS:
+        same = sum(a["reply"] == b["reply"] for a, b in zip(hf, fast, strict=True))
+        largest = float("nan")
+        metric = "f1"
+    else:
+        same = sum(a["predicted"] == b["predicted"] for a, b in zip(hf, fast, strict=True))
+        largest = max(abs(x - y) for a, b in zip(hf, fast, strict=True)
+                      for x, y in zip(a["loglikelihoods"], b["loglikelihoods"], strict=True))
+        metric = "acc"
+    return {
+        "task": task, "examples": len(hf), "same": same / len(hf), "largest_ll_diff": largest,
+        "hf_s": out["hf"]["seconds"], "fast_s": out["fast"]["seconds"],
+        "hf_gflops": out["hf"]["gflop"] / out["hf"]["seconds"],
+        "fast_gflops": out["fast"]["gflop"] / out["fast"]["seconds"],
+        "hf_score": out["hf"]["record"]["metrics"][metric], "fast_score": out["fast"]["record"]["metrics"][metric],
+    }
+
+
+def gap_step(model_dir: Path, params) -> tuple[float, float, int]:
+    """Median seconds of a GAP step (forward, backward, Adam) on the first GitHub text, and its GFLOP."""
+    model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
+    text = read_local_corpus(SHARED / "corpora" / "github.jsonl")[0]["text"]
+    ids = encode_text(tokenizer, text, params.gap.max_length)
+    result = gradient_ascent(model, ids, 4, params.gap.lr, params.gap.betas)
+    seconds = statistics.median(log.seconds for log in result.logs[1:])
+    counter = MatmulWork(model)
+    body, head = counter.body_params, counter.head_params
+    counter.close()
+    # Forward 2 FLOP per weight and token, backward 4: 6 in all, at every position (the loss needs them all).
+    return seconds, 6 * (body + head) * ids.numel() / 1e9, ids.numel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m", help="model.name, or a prepared model directory")
+    parser.add_argument("--limit", type=int, default=64, help="examples per task")
+    parser.add_argument("--tasks", nargs="*", default=[*MULTIPLE_CHOICE_TASKS, *DIALOGUE_TASKS[:1]])
+    args = parser.parse_args()
+    params = load_params()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir = Path(args.model)
+        if not model_dir.is_dir():
+            model_dir = Path(scratch) / "model"
+            prepare_model(args.model, model_dir, Path(scratch))
+        peak = matmul_peak_gflops()
+        print(f"model {args.model}; {torch.get_num_threads()} threads; float32 matmul peak {peak:.1f} GFLOP/s")
+        model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
+        work = MatmulWork(model)
+        rows = [compare_task(t, model, tokenizer, work, args.limit, params.eval.batch_size, params.eval.seed)
+                for t in args.tasks]
+        work.close()
+        del model
+        step_s, step_gflop, tokens = gap_step(model_dir, params)
+    print(f"\n{'task':22}{'n':>5}{'HFLM s':>9}{'ours s':>9}{'speedup':>9}{'same':>8}{'max|dLL|':>10}"
+          f"{'HFLM':>7}{'ours':>7}{'HFLM GF/s':>11}{'ours GF/s':>11}")
+    for r in rows:
+        print(f"{r['task']:22}{r['examples']:5d}{r['hf_s']:9.1f}{r['fast_s']:9.1f}{r['hf_s'] / r['fast_s']:8.2f}x"
+              f"{r['same']:8.1%}{r['largest_ll_diff']:10.2e}{r['hf_score']:7.3f}{r['fast_score']:7.3f}"
+              f"{r['hf_gflops']:11.1f}{r['fast_gflops']:11.1f}")
+    for label, group in (("multiple choice", MULTIPLE_CHOICE_TASKS), ("dialogue", DIALOGUE_TASKS)):
+        chosen = [r for r in rows if r["task"] in group]
+        if chosen:
+            hf_s, fast_s = sum(r["hf_s"] for r in chosen), sum(r["fast_s"] for r in chosen)
+            print(f"{label}: HFLM {hf_s:.1f} s, ours {fast_s:.1f} s: {hf_s / fast_s:.2f}x")
+    print(f"GAP step ({tokens} tokens): {step_s:.2f} s, {step_gflop / step_s:.1f} GFLOP/s = "
+          f"{step_gflop / step_s / peak:.0%} of the matmul peak")
+    for r in rows:
+        print(f"{r['task']} ours/peak {r['fast_gflops'] / peak:.0%}, HFLM/peak {r['hf_gflops'] / peak:.0%}")
+
+
+if __name__ == "__main__":
+    main()

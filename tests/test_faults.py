@@ -1,0 +1,194 @@
+"""Fault injection at the stage level: each stage script run as DVC runs it, fed bad input on purpose.
+
+Every case checks what the user sees (exit code 2 and one line naming the bad value and the fix) and what is
+left behind (no output, no half-written temporary file), because DVC caches whatever a stage leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from gap_pipeline.models import MODEL_INFO_FILE
+from tests.conftest import PROJECT_ROOT, SHARED
+
+TIMING_KEYS = {"seconds_per_step", "tokens_per_second", "total_seconds", "seconds"}
+
+
+class StageDir:
+    """A working directory holding a params.yaml, from which stage scripts run as `dvc repro` runs them."""
+
+    def __init__(self, root: Path, raw_params: dict):
+        self.root = root
+        for corpus in raw_params["corpora"].values():
+            corpus["source"] = str(SHARED / "corpora" / Path(corpus["source"]).name)
+        self.params = raw_params
+
+    def set(self, dotted: str, value) -> None:
+        *path, last = dotted.split(".")
+        node = self.params
+        for key in path:
+            node = node[key]
+        node[last] = value
+
+    def run(self, stage: str, *args: str) -> subprocess.CompletedProcess:
+        (self.root / "params.yaml").write_text(yaml.safe_dump(self.params, sort_keys=False))
+        return subprocess.run([sys.executable, str(PROJECT_ROOT / "stages" / f"{stage}.py"), *args],
+                              cwd=self.root, capture_output=True, text=True)
+
+    def leftovers(self) -> list[str]:
+        """Every file a stage wrote (temporary ones included), except the params it was given."""
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*")
+                      if p.is_file() and p.name != "params.yaml")
+
+
+@pytest.fixture
+def stage_dir(tmp_path, raw_params) -> StageDir:
+    work = tmp_path / "work"
+    work.mkdir()
+    return StageDir(work, raw_params)
+
+
+@pytest.fixture
+def tiny_base(tiny_model_dir) -> Path:
+    """The tiny model as prepare_model leaves it: with the model_info.json that later stages read."""
+    (tiny_model_dir / MODEL_INFO_FILE).write_text(json.dumps({"name": "tiny", "parameters": 1}))
+    return tiny_model_dir
+
+
+def _fails_cleanly(result: subprocess.CompletedProcess, stage_dir: StageDir, *expected: str) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for text in expected:
+        assert text in lines[-1], lines[-1]
+    assert stage_dir.leftovers() == []
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("gap.steps", -1, ["gap.steps = -1", "greater than or equal to 0"]),
+        ("gap.lr", 0, ["gap.lr = 0", "greater than 0"]),
+        ("gap.max_length", 1, ["gap.max_length = 1", "greater than or equal to 2"]),
+        ("gap.steps", "ten", ["gap.steps = 'ten'", "valid integer"]),
+        ("gap.corpus", "gihtub", ["gap.corpus = 'gihtub' is not a corpus", "allowed: ['github', 'pile_cc', 'tdec']"]),
+        ("eval.tasks.boolq", {"split": "validation", "limit": 4}, ["unknown task(s) ['boolq']", "allowed: ['piqa'"]),
+        ("runtime.device", "tpu", ["runtime.device = 'tpu'", "pattern"]),
+    ],
+)
+def test_a_bad_param_stops_every_stage_before_it_writes(stage_dir, key, value, expected):
+    stage_dir.set(key, value)
+    result = stage_dir.run("sample_corpus", "--name", "github", "--out", "data/corpora/github.jsonl")
+    _fails_cleanly(result, stage_dir, "params.yaml: ", *expected)
+
+
+def test_n_larger_than_the_corpus_names_its_size(stage_dir):
+    stage_dir.set("corpora.tdec.n", 10**6)
+    result = stage_dir.run("sample_corpus", "--name", "tdec", "--out", "data/corpora/tdec.jsonl")
+    _fails_cleanly(result, stage_dir, "corpora.tdec.n = 1000000 but the corpus holds only", "lower n")
+
+
+def test_an_unknown_model_name_lists_every_kind_tried(stage_dir):
+    stage_dir.set("model.name", "smolm2-135m")
+    result = stage_dir.run("prepare_model", "--out", "models/base")
+    _fails_cleanly(result, stage_dir, "'smolm2-135m'", "packaged model ['gemma3-270m', 'smollm2-135m']",
+                   "local directory", "hub id")
+
+
+def test_an_unreachable_hub_model_says_where_it_looked_and_how_to_go_local(stage_dir):
+    stage_dir.set("model.name", "no-one/no-such-model")
+    result = stage_dir.run("prepare_model", "--out", "models/base")
+    _fails_cleanly(result, stage_dir, "tried the hub and the local cache under", "set model.name to that local directory")
+
+
+def test_an_unreachable_hub_corpus_says_where_it_looked_and_how_to_go_local(stage_dir):
+    stage_dir.set("hub_corpora", {"c4": {"dataset": "allenai/c4", "name": "en", "split": "validation",
+                                         "revision": None, "n": 3, "seed": 0, "text_field": "text",
+                                         "id_field": None}})
+    result = stage_dir.run("sample_corpus", "--name", "c4", "--out", "data/corpora/c4.jsonl")
+    _fails_cleanly(result, stage_dir, "hub corpus 'allenai/c4'", "tried the hub and the datasets cache",
+                   "list it under `corpora` with `source:`")
+
+
+def test_an_unreachable_hub_benchmark_says_how_to_use_the_local_mirror(stage_dir, tiny_base):
+    stage_dir.set("eval.source", "hub")
+    result = stage_dir.run("evaluate", "--model", str(tiny_base), "--task", "copa",
+                           "--metrics", "metrics/copa.json", "--predictions", "data/copa.jsonl")
+    _fails_cleanly(result, stage_dir, "task 'copa'", "tried the hub and the datasets cache",
+                   "set eval.source: local")
+
+
+def _write_corpus(stage_dir: StageDir, docs: list[dict]) -> str:
+    corpus = stage_dir.root.parent / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return str(corpus)
+
+
+def _gap(stage_dir: StageDir, base: Path, corpus: str, out: str = "models/gap", metrics: str = "metrics/gap"):
+    return stage_dir.run("gap", "--model", str(base), "--corpus", corpus, "--out", out, "--metrics", metrics)
+
+
+def test_an_empty_text_is_reported_with_its_doc_id(stage_dir, tiny_base):
+    corpus = _write_corpus(stage_dir, [{"doc_id": "pile-0042", "source_row": 7, "text": ""}])
+    _fails_cleanly(_gap(stage_dir, tiny_base, corpus), stage_dir,
+                   "doc_id='pile-0042' tokenizes to 0 token(s)", "pick another gap.index")
+
+
+def test_a_nan_loss_keeps_the_last_finite_step_and_writes_no_nan(stage_dir, tiny_base):
+    corpus = _write_corpus(stage_dir, [{"doc_id": 1, "text": " ".join(f"w{i % 100 + 1}" for i in range(40))}])
+    # An absurd learning rate overflows the weights on the first update: the next loss is NaN or inf.
+    stage_dir.set("gap.lr", 1.0e30)
+    stage_dir.set("gap.loss_ceiling", None)
+    stage_dir.set("gap.steps", 4)
+    result = _gap(stage_dir, tiny_base, corpus)
+    assert result.returncode == 0, result.stderr
+    assert "warning: the loss at step 1 was" in result.stderr
+    train = json.loads((stage_dir.root / "metrics/gap/train.json").read_text())
+    assert train["diverged"] is True and train["diverged_step"] == 1 and train["steps"] == 0
+    assert train["diverged_loss"] in ("nan", "inf")
+    assert (stage_dir.root / "metrics/gap/steps.tsv").read_text().splitlines()[1:] == [
+        f"0\t{train['initial_loss']}\t\t"
+    ]
+    weights = load_file(stage_dir.root / "models/gap/model.safetensors")
+    assert all(bool(t.isfinite().all()) for t in weights.values())
+    base = load_file(tiny_base / "model.safetensors")
+    assert all(bool((weights[name] == base[name]).all()) for name in base)  # step 0 kept: the base model
+
+
+def test_two_runs_with_the_same_params_give_identical_results(stage_dir, tiny_base):
+    corpus = _write_corpus(stage_dir, [{"doc_id": 1, "text": " ".join(f"w{i % 50 + 1}" for i in range(60))}])
+    stage_dir.set("gap.steps", 3)
+    runs = []
+    for run in ("a", "b"):
+        result = _gap(stage_dir, tiny_base, corpus, out=f"models/gap_{run}", metrics=f"metrics/gap_{run}")
+        assert result.returncode == 0, result.stderr
+        train = json.loads((stage_dir.root / f"metrics/gap_{run}/train.json").read_text())
+        runs.append(({k: v for k, v in train.items() if k not in TIMING_KEYS},
+                     (stage_dir.root / f"models/gap_{run}/model.safetensors").read_bytes()))
+    assert runs[0] == runs[1]
+    assert runs[0][0]["steps"] == 3 and runs[0][0]["final_loss"] > runs[0][0]["initial_loss"]
+
+
+def test_two_evaluations_with_the_same_params_give_identical_scores(stage_dir, tiny_base):
+    stage_dir.set("eval.data_dir", str(SHARED / "benchmarks"))
+    stage_dir.set("eval.tasks", {"copa": {"split": "validation", "limit": 6}})
+    records = []
+    for run in ("a", "b"):
+        result = stage_dir.run("evaluate", "--model", str(tiny_base), "--task", "copa",
+                               "--metrics", f"metrics/{run}.json", "--predictions", f"data/{run}.jsonl")
+        assert result.returncode == 0, result.stderr
+        record = json.loads((stage_dir.root / f"metrics/{run}.json").read_text())
+        predictions = (stage_dir.root / f"data/{run}.jsonl").read_text()
+        records.append(({k: v for k, v in record.items() if k not in TIMING_KEYS}, predictions))
+    assert records[0] == records[1]
+    assert records[0][0]["examples"] == 6 and not math.isnan(records[0][0]["metrics"]["acc"])
