@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from gap_pipeline.ascent import encode_text, gradient_ascent
-from gap_pipeline.benchmarks import MULTIPLE_CHOICE_TASKS, DIALOGUE_TASKS
+from gap_pipeline.benchmarks import DIALOGUE_TASKS, MULTIPLE_CHOICE_TASKS
 from gap_pipeline.corpora import read_local_corpus
 from gap_pipeline.evaluation import TaskRun, evaluate_task, make_lm
 from gap_pipeline.models import count_parameters, load_model, prepare_model

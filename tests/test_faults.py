@@ -108,7 +108,8 @@ def test_an_unknown_model_name_lists_every_kind_tried(stage_dir):
 def test_an_unreachable_hub_model_says_where_it_looked_and_how_to_go_local(stage_dir):
     stage_dir.set("model.name", "no-one/no-such-model")
     result = stage_dir.run("prepare_model", "--out", "models/base")
-    _fails_cleanly(result, stage_dir, "tried the hub and the local cache under", "set model.name to that local directory")
+    _fails_cleanly(result, stage_dir, "tried the hub and the local cache under",
+                   "set model.name to that local directory")
 
 
 def test_an_unreachable_hub_corpus_says_where_it_looked_and_how_to_go_local(stage_dir):

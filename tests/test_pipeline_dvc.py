@@ -12,7 +12,6 @@ import torch
 
 from gap_pipeline.ascent import encode_text, text_loss
 from gap_pipeline.models import load_model
-
 from tests.conftest import SHARED
 from tests.dvc_project import DvcProject
 

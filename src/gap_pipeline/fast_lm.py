@@ -10,6 +10,7 @@ post-processing are HFLM's own (this is a subclass), so the predictions are the 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,6 +55,29 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -
     return ids.to(device), mask.to(device), positions.to(device)
 
 
+def length_chunks(lengths: Sequence[int], max_rows: int | None = None, pass_cost: int = 48) -> list[list[int]]:
+    """Indices of ``lengths`` cut into chunks that minimise padded tokens plus ``pass_cost`` per chunk.
+
+    Each chunk is one forward pass padded to its longest row; a pass also costs a fixed amount (reading every
+    weight once, roughly ``pass_cost`` tokens' worth of compute on a CPU), so neither one row per pass nor one
+    pass for all is best. Rows sorted by length make the optimal cut a simple dynamic programme. Rows of
+    length 0 need no pass and are left out; ``max_rows`` caps a chunk's rows (memory).
+    """
+    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: -lengths[i])
+    best = [0.0] + [float("inf")] * len(order)  # best[j]: cost of the first j rows
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(max(0, j - max_rows) if max_rows else 0, j):  # rows i..j-1: the last chunk
+            cost = best[i] + pass_cost + lengths[order[i]] * (j - i)
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    chunks, j = [], len(order)
+    while j > 0:
+        chunks.append(order[cut[j] : j])
+        j = cut[j]
+    return chunks[::-1]
+
+
 @register_model("gap-fast")
 class FastLM(HFLM):
     """HFLM with shared-context scoring, scored-position-only vocabulary projection and early-stopping generation."""
@@ -79,19 +103,13 @@ class FastLM(HFLM):
         self, requests: list[Request], disable_tqdm: bool = False, override_bs: int | None = None
     ) -> list[tuple[float, bool]]:
         groups = group_by_context(requests, self.max_length)
-        # Longest contexts first: similar lengths share a batch (little padding) and memory peaks early.
-        contexts = sorted(groups, key=lambda c: (-len(c), c))
-        per_batch = max(1, int(override_bs or self.batch_size))
+        contexts = list(groups)
+        per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring choices (shared context)")
-        batch: list[tuple[int, ...]] = []
-        for context in contexts:
-            batch.append(context)
-            if sum(len(groups[c]) for c in batch) >= per_batch:
-                bar.update(self._score_contexts(batch, groups, requests, results))
-                batch = []
-        if batch:
-            bar.update(self._score_contexts(batch, groups, requests, results))
+        # Contexts of similar length share a pass, so little of it is padding; the longest go first.
+        for chunk in length_chunks([len(c) for c in contexts], max_rows=per_batch):
+            bar.update(self._score_contexts([contexts[i] for i in chunk], groups, requests, results))
         bar.close()
         for (request_str, _, _), answer in zip(requests, results, strict=True):
             if request_str is not None:
@@ -105,36 +123,37 @@ class FastLM(HFLM):
         first = self._project(body.last_hidden_state[:, -1])  # predicts each continuation's first token
         rows = [(c, i) for c, context in enumerate(contexts) for i in groups[context]]
         continuations = [fit_window(requests[i][1], requests[i][2], self.max_length)[1] for _, i in rows]
-        width = max(len(cont) for cont in continuations) - 1
-        rest = None
-        if width > 0:
-            owner = torch.tensor([c for c, _ in rows], device=self.device)
-            cache = body.past_key_values
-            cache.batch_select_indices(owner)  # each choice gets its own copy of its context's cache
-            inputs = torch.full((len(rows), width), self._pad_id(), dtype=torch.long)
-            for r, cont in enumerate(continuations):
-                inputs[r, : len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
-            lengths = mask.sum(-1)[owner]
-            rest_positions = lengths[:, None] + torch.arange(width, device=self.device)
-            rest_mask = torch.cat([mask[owner], torch.ones((len(rows), width), dtype=torch.long,
-                                                           device=self.device)], dim=-1)
-            hidden = self._decoder(input_ids=inputs.to(self.device), attention_mask=rest_mask,
-                                   position_ids=rest_positions, past_key_values=cache).last_hidden_state
-            # Project only the real continuation positions, not the padding after shorter choices.
-            real = torch.zeros((len(rows), width), dtype=torch.bool)
-            for r, cont in enumerate(continuations):
-                real[r, : len(cont) - 1] = True
-            rest = self._project(hidden[real.to(self.device)])
-        offset = 0
+        # Continuations differ in length: run them in chunks of similar length so little is padding.
+        owner = torch.tensor([c for c, _ in rows], device=self.device)
+        lengths = mask.sum(-1)
+        chunks = length_chunks([len(cont) - 1 for cont in continuations])
+        rest: dict[int, torch.Tensor] = {}
+        for n, chunk in enumerate(chunks):
+            cache = body.past_key_values if n == len(chunks) - 1 else copy.deepcopy(body.past_key_values)
+            rest.update(self._score_rest(cache, mask, lengths, owner[chunk], [continuations[r] for r in chunk], chunk))
         for r, ((c, index), cont) in enumerate(zip(rows, continuations, strict=True)):
-            scored = first[c : c + 1]
-            if len(cont) > 1:
-                scored = torch.cat([scored, rest[offset : offset + len(cont) - 1]])
-                offset += len(cont) - 1
+            scored = torch.cat([first[c : c + 1], rest[r]]) if len(cont) > 1 else first[c : c + 1]
             target = torch.tensor(cont, device=self.device)
             logprob = scored.gather(-1, target[:, None]).sum()
             results[index] = (float(logprob), bool((scored.argmax(-1) == target).all()))
         return len(rows)
+
+    def _score_rest(self, cache, mask, lengths, owner, continuations, rows) -> dict[int, torch.Tensor]:
+        """Log-probabilities of every continuation token after the first, given its context's cache."""
+        width = max(len(cont) for cont in continuations) - 1
+        cache.batch_select_indices(owner)  # each choice gets its own copy of its context's cache
+        inputs = torch.full((len(owner), width), self._pad_id(), dtype=torch.long)
+        real = torch.zeros((len(owner), width), dtype=torch.bool)
+        for r, cont in enumerate(continuations):
+            inputs[r, : len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
+            real[r, : len(cont) - 1] = True
+        positions = lengths[owner][:, None] + torch.arange(width, device=self.device)
+        full_mask = torch.cat([mask[owner], real.to(self.device, torch.long)], dim=-1)
+        hidden = self._decoder(input_ids=inputs.to(self.device), attention_mask=full_mask, position_ids=positions,
+                               past_key_values=cache).last_hidden_state
+        # Project only the real continuation positions, not the padding after shorter choices.
+        projected = self._project(hidden[real.to(self.device)]).split([len(c) - 1 for c in continuations])
+        return dict(zip(rows, projected, strict=True))
 
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
