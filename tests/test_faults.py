@@ -68,6 +68,7 @@ def _fails_cleanly(result: subprocess.CompletedProcess, stage_dir: StageDir, *ex
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr
+    assert len(lines[-1]) < 500, "one readable line, not a dump of the params"
     for text in expected:
         assert text in lines[-1], lines[-1]
     assert stage_dir.leftovers() == []

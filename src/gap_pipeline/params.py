@@ -129,7 +129,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: missing; add it to params.yaml"
     if error["type"] == "extra_forbidden":
         return f"{key} = {value!r}: unknown key (a typo?); remove it or fix its name"
-    where = f"{key} = {value!r}: " if key else ""
+    # A whole section failed a cross-field check: its message names the keys; echoing the section would bury it.
+    where = f"{key} = {value!r}: " if key and not isinstance(value, dict) else ""
     return where + error["msg"].removeprefix("Value error, ")
 
 
