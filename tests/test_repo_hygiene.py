@@ -17,3 +17,16 @@ def test_no_dvc_output_is_tracked_by_git():
     outs = {out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
     assert outs, "dvc.lock lists no outputs"
     assert not {path for path in tracked for out in outs if path == out or path.startswith(out + "/")}
+
+
+def test_the_readme_main_command_runs_stages_with_the_project_python():
+    # dvc runs each stage's `python ...` through the shell: it must be the environment that has the package.
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    main = next(line for line in readme.splitlines() if line.startswith("bash scripts/install.sh") and "repro" in line)
+    assert main.endswith("&& dvc repro"), main
+    setup = main.split("&& dvc repro")[0].removeprefix("bash scripts/install.sh && ")
+    if not (PROJECT_ROOT / ".venv/bin/activate").exists():
+        pytest.skip("no .venv here")
+    probe = subprocess.run(["bash", "-c", f"{setup} && python -c 'import gap_pipeline'"], cwd=PROJECT_ROOT,
+                           env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"}, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
