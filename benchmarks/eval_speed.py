@@ -41,6 +41,12 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def matmul_params(model: torch.nn.Module) -> tuple[int, int]:
+    """Weights used in matmuls: the transformer body (the embedding lookup is not one) and the vocabulary head."""
+    body = count_parameters(model.get_decoder()) - model.get_input_embeddings().weight.numel()
+    return body, model.get_output_embeddings().weight.numel()
+
+
 class MatmulWork:
     """Counts the tokens the transformer body runs and the positions projected onto the vocabulary.
 
@@ -49,16 +55,11 @@ class MatmulWork:
     """
 
     def __init__(self, model: torch.nn.Module):
-        self.model = model
-        head = model.get_output_embeddings()
-        decoder = model.get_decoder()
-        embed = model.get_input_embeddings()
-        self.body_params = count_parameters(decoder) - embed.weight.numel()
-        self.head_params = head.weight.numel()
+        self.body_params, self.head_params = matmul_params(model)
         self.tokens = self.projected = 0
         self._hooks = [
-            decoder.register_forward_pre_hook(self._count_tokens, with_kwargs=True),
-            head.register_forward_hook(self._count_projected),
+            model.get_decoder().register_forward_pre_hook(self._count_tokens, with_kwargs=True),
+            model.get_output_embeddings().register_forward_hook(self._count_projected),
         ]
 
     def _count_tokens(self, module, args, kwargs):
@@ -108,18 +109,18 @@ def compare_task(task: str, model, tokenizer, work: MatmulWork, limit: int, batc
     }
 
 
-def gap_step(model_dir: Path, params) -> tuple[float, float, int]:
-    """Median seconds of a GAP step (forward, backward, Adam) on the longest GitHub text, and its GFLOP."""
-    model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
+def gap_step(model, tokenizer, params) -> tuple[float, float, int]:
+    """Median seconds of a GAP step (forward, backward, Adam) on the longest GitHub text, and its GFLOP.
+
+    It post-trains ``model`` in place: run it last.
+    """
     # The longest GitHub text (407 tokens for SmolLM2; the median is ~170): big matmuls, as on 512-token texts.
     texts = [encode_text(tokenizer, d["text"], params.gap.max_length) for d in
              read_local_corpus(SHARED / "corpora" / "github.jsonl") if d["text"].strip()]
     ids = max(texts, key=lambda t: t.numel())
     result = gradient_ascent(model, ids, 4, params.gap.lr, params.gap.betas)
     seconds = statistics.median(log.seconds for log in result.logs[1:])
-    counter = MatmulWork(model)
-    body, head = counter.body_params, counter.head_params
-    counter.close()
+    body, head = matmul_params(model)
     # Forward 2 FLOP per weight and token, backward 4: 6 in all, at every position (the loss needs them all).
     return seconds, 6 * (body + head) * ids.numel() / 1e9, ids.numel()
 
@@ -145,8 +146,7 @@ def main() -> None:
         rows = [compare_task(t, model, tokenizer, work, args.limit, params.eval.batch_size, params.eval.seed)
                 for t in args.tasks]
         work.close()
-        del model
-        step_s, step_gflop, tokens = gap_step(model_dir, params)
+        step_s, step_gflop, tokens = gap_step(model, tokenizer, params)
     print(f"\n{'task':22}{'n':>5}{'HFLM s':>9}{'ours s':>9}{'speedup':>9}{'same':>8}{'max|dLL|':>10}"
           f"{'HFLM':>7}{'ours':>7}{'HFLM GF/s':>11}{'ours GF/s':>11}")
     for r in rows:

@@ -6,7 +6,6 @@ import torch
 from gap_pipeline.ascent import (
     DegenerateTextError,
     DivergenceError,
-    ascent_step,
     disable_dropout,
     encode_text,
     gradient_ascent,
@@ -26,21 +25,12 @@ def input_ids():
     return torch.randint(0, 128, (1, 24), generator=torch.Generator().manual_seed(1))
 
 
-def _one_step_change(model, input_ids, gap, ascend: bool) -> float:
-    disable_dropout(model)
-    # A larger lr than the paper's so one step moves a random model clearly; the sign is what is tested.
-    optimizer = make_optimizer(model, gap.lr * 100, gap.betas)
-    before = text_loss(model, input_ids)
-    ascent_step(model, optimizer, input_ids, ascend=ascend)
-    return text_loss(model, input_ids) - before
-
-
-def test_ascent_step_raises_the_text_loss(tiny_model, input_ids, gap_params):
-    assert _one_step_change(tiny_model, input_ids, gap_params, ascend=True) > 0
-
-
-def test_flipped_sign_lowers_the_text_loss(tiny_model, input_ids, gap_params):
-    assert _one_step_change(tiny_model, input_ids, gap_params, ascend=False) < 0
+def test_one_ascent_step_raises_the_text_loss(tiny_model, input_ids, gap_params):
+    disable_dropout(tiny_model)
+    before = text_loss(tiny_model, input_ids)
+    # A larger lr than the paper's so one step moves a random model clearly.
+    gradient_ascent(tiny_model, input_ids, 1, gap_params.lr * 100, gap_params.betas)
+    assert text_loss(tiny_model, input_ids) > before
 
 
 def test_optimizer_uses_the_configured_lr_and_betas(tiny_model, gap_params):

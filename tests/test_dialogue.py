@@ -1,6 +1,19 @@
-import pytest
+from pathlib import Path
 
-from gap_pipeline.dialogue import build_prompt, cut_reply, normalize_answer, split_dialogue, unigram_f1
+import pytest
+import yaml
+
+import gap_pipeline.dialogue
+from gap_pipeline.dialogue import (
+    STOP_SEQUENCES,
+    build_prompt,
+    cut_reply,
+    normalize_answer,
+    split_dialogue,
+    unigram_f1,
+)
+
+DIALOGUE_TASKS_DIR = Path(gap_pipeline.dialogue.__file__).parent / "lm_eval_tasks"
 
 
 def test_prompt_alternates_speakers_and_ends_with_the_next_tag():
@@ -41,3 +54,9 @@ def test_unigram_f1_on_hand_checked_examples():
     assert unigram_f1("", "cat") == 0.0
     # Repeated words count only as often as they appear in both: common 1, P 1/3, R 1/1 -> 0.5.
     assert unigram_f1("yes yes yes", "yes") == pytest.approx(0.5)
+
+
+def test_replies_are_cut_where_generation_stops():
+    # Generation stops at the template's `until`; scoring cuts at STOP_SEQUENCES: one list, said twice.
+    template = (DIALOGUE_TASKS_DIR / "_dialogue_template.yaml").read_text().replace("!function", "")
+    assert yaml.safe_load(template)["generation_kwargs"]["until"] == STOP_SEQUENCES

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import lm_eval.tasks
 import pytest
@@ -12,6 +13,7 @@ import yaml
 
 from gap_pipeline.evaluation import (
     DIALOGUE_TASKS_DIR,
+    MODEL_CLASSES,
     STOCK_TASK_DIRS,
     TaskRun,
     evaluate_task,
@@ -20,7 +22,7 @@ from gap_pipeline.evaluation import (
     task_spec,
 )
 from gap_pipeline.models import load_model, prepare_model
-from gap_pipeline.params import load_params
+from gap_pipeline.params import EvalParams, load_params
 from tests.conftest import PROJECT_ROOT, SHARED
 
 BENCHMARKS = SHARED / "benchmarks"
@@ -134,3 +136,7 @@ def test_dialogue_records_the_gold_reply_loss(our_run):
     assert 0 < record["metrics"]["reply_loss"] < 20
     assert all(row["reply_loss"] > 0 for row in predictions)
     assert record["versions"]["lm-eval"] and record["task_version"] is not None
+
+
+def test_every_model_class_params_allow_exists():
+    assert set(get_args(EvalParams.model_fields["model_class"].annotation)) == set(MODEL_CLASSES)

@@ -8,7 +8,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
 
-from gap_pipeline.fast_lm import FastLM, fit_window, group_by_context
+from gap_pipeline.fast_lm import FastLM, fit_context, group_by_context
 
 
 def _words(rng: random.Random, n: int) -> str:
@@ -74,7 +74,7 @@ def test_contexts_are_grouped_after_fitting_the_window():
     requests = [(("", ""), [1, 2, 3], [4]), (("", ""), [1, 2, 3], [5, 6]), (("", ""), [9, 2, 3], [4])]
     assert group_by_context(requests, max_length=8) == {(1, 2, 3): [0, 1], (9, 2, 3): [2]}
     # A 4-token window keeps context + continuation[:-1] within 4 tokens, dropping context from the left.
-    assert fit_window([1, 2, 3, 4], [5, 6], max_length=4) == ((2, 3, 4), [5, 6])
+    assert fit_context([1, 2, 3, 4], 2, max_length=4) == (2, 3, 4)
 
 
 def test_registered_under_its_lm_eval_name():

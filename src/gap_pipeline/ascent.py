@@ -74,20 +74,9 @@ def disable_dropout(model: PreTrainedModel) -> None:
 
 
 def make_optimizer(model: PreTrainedModel, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    # Fused: one kernel for all parameters instead of a loop over them; ~3x faster updates on CPU and GPU.
+    # Fused: one kernel for all parameters instead of a loop over them (SmolLM2-135M on 2 CPU cores:
+    # 0.35 s -> 0.13 s per update).
     return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, fused=True)
-
-
-def ascent_step(
-    model: PreTrainedModel, optimizer: torch.optim.Optimizer, input_ids: torch.Tensor, ascend: bool = True
-) -> float:
-    """One optimizer step; returns the LM loss before the update. ``ascend=False`` is plain fine-tuning."""
-    loss = model(input_ids=input_ids, labels=input_ids).loss
-    # The optimizer minimises; negating the loss makes it climb the text's loss instead.
-    (-loss if ascend else loss).backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
 
 
 @torch.no_grad()

@@ -19,17 +19,21 @@ import torch
 from lm_eval import simple_evaluate
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
+from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from transformers import PreTrainedTokenizerBase
 
 from gap_pipeline.benchmarks import is_dialogue
 from gap_pipeline.dialogue import cut_reply
 from gap_pipeline.errors import DataNotFoundError
+from gap_pipeline.fast_lm import FastLM
 from gap_pipeline.models import MODEL_INFO_FILE, load_model
 from gap_pipeline.params import Params
 from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
 
 DIALOGUE_TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"
+# eval.model_class -> lm-eval model class (params.py lists the same names; a test keeps them equal).
+MODEL_CLASSES: dict[str, type[LM]] = {"fast": FastLM, "hf": HFLM}
 # Where lm-eval keeps each stock config: indexing one folder takes milliseconds, all of lm-eval ~9 s.
 STOCK_TASK_DIRS = {
     "piqa": "piqa", "hellaswag": "hellaswag", "arc_easy": "arc", "arc_challenge": "arc",
@@ -163,14 +167,9 @@ def evaluate_task(lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun) -> t
 
 def make_lm(model_class: str, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int) -> LM:
     """The lm-eval model wrapper named by ``eval.model_class``: ours (fast) or lm-eval's own HFLM (hf)."""
-    from lm_eval.models.huggingface import HFLM
-
-    from gap_pipeline.fast_lm import FastLM
-
-    classes = {"fast": FastLM, "hf": HFLM}
-    if model_class not in classes:
-        raise ValueError(f"eval.model_class = {model_class!r}: allowed: {sorted(classes)}")
-    return classes[model_class](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    if model_class not in MODEL_CLASSES:
+        raise ValueError(f"eval.model_class = {model_class!r}: allowed: {sorted(MODEL_CLASSES)}")
+    return MODEL_CLASSES[model_class](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
 def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[dict]]:

@@ -23,23 +23,22 @@ from tqdm.auto import tqdm
 Request = tuple[tuple[str, str], list[int], list[int]]
 
 
-def fit_window(context: list[int], continuation: list[int], max_length: int) -> tuple[tuple[int, ...], list[int]]:
-    """Drop context tokens from the left as HFLM does, so context + continuation[:-1] fits ``max_length``."""
-    excess = len(context) + len(continuation) - (max_length + 1)
+def fit_context(context: list[int], continuation_length: int, max_length: int) -> tuple[int, ...]:
+    """The context with tokens dropped from the left as HFLM does, so context + continuation[:-1] fits."""
+    excess = len(context) + continuation_length - (max_length + 1)
     if excess > 0:
         if excess >= len(context):
-            raise ValueError(f"a continuation of {len(continuation)} tokens leaves no room for context "
+            raise ValueError(f"a continuation of {continuation_length} tokens leaves no room for context "
                              f"in a {max_length}-token window")
         context = context[excess:]
-    return tuple(context), continuation
+    return tuple(context)
 
 
 def group_by_context(requests: Sequence[Request], max_length: int) -> dict[tuple[int, ...], list[int]]:
     """Request indices keyed by their (window-fitted) context: each key is run through the model once."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, (_, context, continuation) in enumerate(requests):
-        key, _ = fit_window(context, continuation, max_length)
-        groups.setdefault(key, []).append(index)
+        groups.setdefault(fit_context(context, len(continuation), max_length), []).append(index)
     return groups
 
 
@@ -51,8 +50,12 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -
     for i, row in enumerate(rows):
         ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
         mask[i, width - len(row):] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return ids.to(device), mask.to(device), positions.to(device)
+    return ids.to(device), mask.to(device), positions_of(mask).to(device)
+
+
+def positions_of(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of left-padded rows: each row's first real token is position 0 (padding clamps to 0)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def length_chunks(lengths: Sequence[int], max_rows: int | None = None, pass_cost: int = 48) -> list[list[int]]:
@@ -122,7 +125,7 @@ class FastLM(HFLM):
         body = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions)
         first = self._project(body.last_hidden_state[:, -1])  # predicts each continuation's first token
         rows = [(c, i) for c, context in enumerate(contexts) for i in groups[context]]
-        continuations = [fit_window(requests[i][1], requests[i][2], self.max_length)[1] for _, i in rows]
+        continuations = [requests[i][2] for _, i in rows]
         # Continuations differ in length: run them in chunks of similar length so little is padding.
         owner = torch.tensor([c for c, _ in rows], device=self.device)
         lengths = mask.sum(-1)
@@ -166,7 +169,7 @@ class FastLM(HFLM):
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
         mask = generation_kwargs.get("attention_mask")
         mask = torch.ones_like(context) if mask is None else mask
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        positions = positions_of(mask)
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         new_tokens = max_length - context.shape[1]
