@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from gap_pipeline.cli import run_stage
-from gap_pipeline.outputs import read_jsonl, write_json, write_table
+from gap_pipeline.outputs import read_json, read_jsonl, write_json, write_table
 from gap_pipeline.params import load_params
 from gap_pipeline.reporting import KINDS, load_scores, paper_row, score_table, summarize
 
@@ -13,6 +13,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scores", type=Path, required=True, help="folder with base/ and gap/ task metrics")
     parser.add_argument("--corpus", type=Path, required=True, help="the sampled corpus GAP read a text from")
+    parser.add_argument("--train", type=Path, required=True, help="the gap stage's train.json (the step it kept)")
     parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and the tables")
     args = parser.parse_args()
     params = load_params()
@@ -21,7 +22,9 @@ def main() -> None:
     run = {"corpus": params.gap.corpus, "index": text.get("source_row", params.gap.index), "model": params.model.name}
     write_json(args.out / "summary.json", summarize(base, gap))
     for kind in KINDS:
-        rows = [paper_row(base, kind, epoch=0, **run), paper_row(gap, kind, epoch=params.gap.steps, **run)]
+        # The step gap kept: gap.steps, or fewer when the ascent diverged.
+        kept = read_json(args.train)["steps"]
+        rows = [paper_row(base, kind, epoch=0, **run), paper_row(gap, kind, epoch=kept, **run)]
         write_table(args.out / f"runs_{kind}.csv", rows, list(rows[0]), delimiter=",")
     write_table(args.out / "scores.tsv", score_table(base, gap), ["task", "model", "metric", "score"])
     print(f"summary of {len(base)} base and {len(gap)} GAP task scores in {args.out}")

@@ -146,7 +146,7 @@ def test_an_empty_text_is_reported_with_its_doc_id(stage_dir, tiny_base):
                    "doc_id='pile-0042' tokenizes to 0 token(s)", "pick another gap.index")
 
 
-def test_a_nan_loss_keeps_the_last_finite_step_and_writes_no_nan(stage_dir, tiny_base):
+def test_a_nan_loss_keeps_the_last_finite_step_writes_no_nan_and_reports_it(stage_dir, tiny_base):
     corpus = _write_corpus(stage_dir, [{"doc_id": 1, "text": " ".join(f"w{i % 100 + 1}" for i in range(40))}])
     # An absurd learning rate overflows the weights on the first update: the next loss is NaN or inf.
     stage_dir.set("gap.lr", 1.0e30)
@@ -165,6 +165,16 @@ def test_a_nan_loss_keeps_the_last_finite_step_and_writes_no_nan(stage_dir, tiny
     assert all(bool(t.isfinite().all()) for t in weights.values())
     base = load_file(tiny_base / "model.safetensors")
     assert all(bool((weights[name] == base[name]).all()) for name in base)  # step 0 kept: the base model
+    # The per-run tables name the step that was kept, not the gap.steps asked for.
+    for model in ("base", "gap"):
+        record = {"task": "copa", "metrics": {"acc": 0.5}}
+        (stage_dir.root / f"metrics/eval/{model}").mkdir(parents=True)
+        (stage_dir.root / f"metrics/eval/{model}/copa.json").write_text(json.dumps(record))
+    result = stage_dir.run("aggregate", "--scores", "metrics/eval", "--corpus", corpus,
+                           "--train", "metrics/gap/train.json", "--out", "metrics/summary")
+    assert result.returncode == 0, result.stderr
+    rows = (stage_dir.root / "metrics/summary/runs_classification.csv").read_text().splitlines()
+    assert [row.split(",")[2] for row in rows] == ["epoch", "0", "0"]
 
 
 def test_two_runs_with_the_same_params_give_identical_results(stage_dir, tiny_base):

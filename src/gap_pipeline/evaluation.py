@@ -8,7 +8,6 @@ owns prompts, choices and metrics; this module picks the task, runs it and flatt
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -28,6 +27,7 @@ from gap_pipeline.dialogue import cut_reply
 from gap_pipeline.errors import DataNotFoundError
 from gap_pipeline.fast_lm import FastLM
 from gap_pipeline.models import MODEL_INFO_FILE, load_model
+from gap_pipeline.outputs import read_json
 from gap_pipeline.params import Params
 from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
 
@@ -191,7 +191,7 @@ def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[
         seed=settings.seed,
     )
     record, predictions = evaluate_task(make_lm(settings.model_class, model, tokenizer, run.batch_size), tokenizer, run)
-    info = json.loads((model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8"))
+    info = read_json(model_dir / MODEL_INFO_FILE)
     record |= {
         "model": str(model_dir), "model_name": info["name"], "model_class": settings.model_class,
         "device": device.type, "dtype": str(dtype).removeprefix("torch."),

@@ -6,12 +6,12 @@ columns, so our runs and theirs line up in one DataFrame.
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from gap_pipeline.benchmarks import DIALOGUE_TASKS, MAIN_METRIC, MULTIPLE_CHOICE_TASKS
+from gap_pipeline.outputs import read_json
 
 # Column names of the GAP authors' released per-run tables (../shared/paper/).
 PAPER_COLUMNS = {
@@ -28,7 +28,7 @@ def load_scores(metrics_dir: Path) -> dict[str, float]:
     """``{task: main metric}`` from one model's ``<task>.json`` files."""
     scores = {}
     for path in sorted(metrics_dir.glob("*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path)
         scores[record["task"]] = record["metrics"][MAIN_METRIC[record["task"]]]
     return scores
 
