@@ -19,6 +19,22 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
 
 
+def set_dotted(params: dict, dotted: str, value) -> None:
+    """``set_dotted(p, "gap.steps", 2)`` sets ``p["gap"]["steps"] = 2``, as `dvc exp run -S` does."""
+    *path, last = dotted.split(".")
+    node = params
+    for key in path:
+        node = node[key]
+    node[last] = value
+
+
+def with_shared_corpora(params: dict) -> dict:
+    """Point each corpus at ../shared by absolute path, for a copy of the project that does not sit beside it."""
+    for corpus in params["corpora"].values():
+        corpus["source"] = str(SHARED / "corpora" / Path(corpus["source"]).name)
+    return params
+
+
 @pytest.fixture
 def raw_params() -> dict:
     """A fresh copy of params.yaml as a dict, for tests to modify."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import PROJECT_ROOT, SHARED
+from tests.conftest import PROJECT_ROOT, set_dotted, with_shared_corpora
 
 # What a clean clone has, minus outputs and local state.
 _IGNORE = shutil.ignore_patterns(
@@ -36,10 +36,8 @@ class DvcProject:
     def create(cls, root: Path, overrides: dict) -> DvcProject:
         shutil.copytree(PROJECT_ROOT, root, ignore=_IGNORE)
         project = cls(root)
-        params = yaml.safe_load((root / "params.yaml").read_text())
-        for corpus in params["corpora"].values():
-            # The copy does not sit beside shared/: point at it absolutely (DVC hashes it all the same).
-            corpus["source"] = str(SHARED / "corpora" / Path(corpus["source"]).name)
+        # DVC hashes the corpora all the same wherever they are named from.
+        params = with_shared_corpora(yaml.safe_load((root / "params.yaml").read_text()))
         project.write_params(_merge(params, overrides))
         project.run("git", "init", "-q", "-b", "main")
         project.commit("copy of the project")
@@ -72,11 +70,7 @@ class DvcProject:
 
     def set_param(self, dotted: str, value) -> None:
         params = self.params()
-        *path, last = dotted.split(".")
-        node = params
-        for key in path:
-            node = node[key]
-        node[last] = value
+        set_dotted(params, dotted, value)
         self.write_params(params)
 
     def commit(self, message: str) -> None:

@@ -17,7 +17,7 @@ import yaml
 from safetensors.torch import load_file
 
 from gap_pipeline.models import MODEL_INFO_FILE
-from tests.conftest import PROJECT_ROOT, SHARED
+from tests.conftest import PROJECT_ROOT, SHARED, set_dotted, with_shared_corpora
 
 TIMING_KEYS = {"seconds_per_step", "tokens_per_second", "total_seconds", "seconds"}
 
@@ -27,16 +27,10 @@ class StageDir:
 
     def __init__(self, root: Path, raw_params: dict):
         self.root = root
-        for corpus in raw_params["corpora"].values():
-            corpus["source"] = str(SHARED / "corpora" / Path(corpus["source"]).name)
-        self.params = raw_params
+        self.params = with_shared_corpora(raw_params)
 
     def set(self, dotted: str, value) -> None:
-        *path, last = dotted.split(".")
-        node = self.params
-        for key in path:
-            node = node[key]
-        node[last] = value
+        set_dotted(self.params, dotted, value)
 
     def run(self, stage: str, *args: str) -> subprocess.CompletedProcess:
         (self.root / "params.yaml").write_text(yaml.safe_dump(self.params, sort_keys=False))
