@@ -11,7 +11,8 @@ from gap_pipeline.reporting import KINDS, load_scores, paper_row, score_table, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scores", type=Path, required=True, help="folder with base/ and gap/ task metrics")
+    parser.add_argument("--scores", type=Path, required=True,
+                        help="folder with base/, gap/ and reference/<model>/ task metrics")
     parser.add_argument("--corpus", type=Path, required=True, help="the sampled corpus GAP read a text from")
     parser.add_argument("--train", type=Path, required=True, help="the gap stage's train.json (the step it kept)")
     parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and the tables")
@@ -20,10 +21,12 @@ def main() -> None:
     base, gap = load_scores(args.scores / "base"), load_scores(args.scores / "gap")
     text = read_jsonl(args.corpus)[params.gap.index]
     run = {"corpus": params.gap.corpus, "index": text.get("source_row", params.gap.index), "model": params.model.name}
-    write_json(args.out / "summary.json", summarize(base, gap))
+    references = {name: load_scores(args.scores / "reference" / name) for name in params.reference.models}
+    # The step gap kept: the best on the selection slice, or the last one within gap.loss_ceiling.
+    kept = read_json(args.train)["steps"]
+    summary = summarize(base, gap, references) | {"run": {"source_row": run["index"], "kept_step": kept}}
+    write_json(args.out / "summary.json", summary)
     for kind in KINDS:
-        # The step gap kept: gap.steps, or fewer when the ascent diverged.
-        kept = read_json(args.train)["steps"]
         rows = [paper_row(base, kind, epoch=0, **run), paper_row(gap, kind, epoch=kept, **run)]
         write_table(args.out / f"runs_{kind}.csv", rows, list(rows[0]), delimiter=",")
     write_table(args.out / "scores.tsv", score_table(base, gap), ["task", "model", "metric", "score"])

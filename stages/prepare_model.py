@@ -1,4 +1,5 @@
-"""DVC stage prepare_model: write `model.name` as a safetensors model directory plus model_info.json."""
+"""DVC stages prepare_model and prepare_reference@<name>: write a model as a safetensors directory plus
+model_info.json; `model.name` (the model GAP post-trains) unless `--reference` names a reference model."""
 
 import argparse
 import tempfile
@@ -13,10 +14,14 @@ from gap_pipeline.params import load_params
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    parser.add_argument("--reference", help="an entry of reference.models instead of model.name")
     args = parser.parse_args()
-    model = load_params().model
+    params = load_params()
+    model = params.model
+    # A reference model is scored only, never post-trained: no revision of its own, the same code trust.
+    name, revision = (args.reference, None) if args.reference else (model.name, model.revision)
     with atomic_path(args.out, directory=True) as tmp, tempfile.TemporaryDirectory() as scratch:
-        info = prepare_model(model.name, tmp, Path(scratch), model.revision, model.trust_remote_code)
+        info = prepare_model(name, tmp, Path(scratch), revision, model.trust_remote_code)
     print(f"prepared {info['name']} ({info['architecture']}, {info['parameters']:,} parameters) in {args.out}")
 
 

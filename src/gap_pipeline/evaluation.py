@@ -30,7 +30,9 @@ from gap_pipeline.models import MODEL_INFO_FILE, load_model
 from gap_pipeline.outputs import read_json
 from gap_pipeline.params import Params
 from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
+from gap_pipeline.selection import check_disjoint
 
+DEFAULT_SPLIT = "validation"  # the paper's; a task outside eval.tasks (selection only) is read from it
 DIALOGUE_TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"
 # eval.model_class -> lm-eval model class (params.py lists the same names; a test keeps them equal).
 MODEL_CLASSES: dict[str, type[LM]] = {"fast": FastLM, "hf": HFLM}
@@ -153,6 +155,7 @@ def evaluate_task(lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun) -> t
         "task": run.task,
         "metrics": metrics,
         "examples": len(samples),
+        "split_size": results["n-samples"][run.task]["original"],
         "split": run.split,
         "limit": run.limit,
         "data": str(run.data_dir / run.task / f"{run.split}.jsonl") if run.data_dir else "hub",
@@ -172,6 +175,20 @@ def make_lm(model_class: str, model: torch.nn.Module, tokenizer: PreTrainedToken
     return MODEL_CLASSES[model_class](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
+def task_run(params: Params, task: str, limit: int | None) -> TaskRun:
+    """What params.yaml says to score of ``task``, up to ``limit`` examples from the split's start."""
+    settings = params.eval
+    return TaskRun(
+        task=task,
+        split=settings.tasks[task].split if task in settings.tasks else DEFAULT_SPLIT,
+        limit=limit,
+        # The dialogue sets have no hub copy (they come from the GAP authors' release): always local.
+        data_dir=None if settings.source == "hub" and not is_dialogue(task) else Path(settings.data_dir),
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+    )
+
+
 def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[dict]]:
     """The evaluate stage's work: load ``model_dir`` as params.yaml says and score it on ``task``."""
     runtime, settings = params.runtime, params.eval
@@ -181,16 +198,11 @@ def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[
     dtype = resolve_dtype(runtime.dtype, device)
     model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
     model.eval()
-    run = TaskRun(
-        task=task,
-        split=settings.tasks[task].split,
-        limit=settings.tasks[task].limit,
-        # The dialogue sets have no hub copy (they come from the GAP authors' release): always local.
-        data_dir=None if settings.source == "hub" and not is_dialogue(task) else Path(settings.data_dir),
-        batch_size=settings.batch_size,
-        seed=settings.seed,
-    )
+    run = task_run(params, task, settings.tasks[task].limit)
     record, predictions = evaluate_task(make_lm(settings.model_class, model, tokenizer, run.batch_size), tokenizer, run)
+    select = params.gap.select
+    if select.criterion != "last" and task in select.tasks:
+        check_disjoint(task, record["split_size"], select.examples, run.limit)
     info = read_json(model_dir / MODEL_INFO_FILE)
     record |= {
         "model": str(model_dir), "model_name": info["name"], "model_class": settings.model_class,

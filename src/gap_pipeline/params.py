@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gap_pipeline.benchmarks import ALL_TASKS
+from gap_pipeline.benchmarks import ALL_TASKS, DIALOGUE_TASKS, MULTIPLE_CHOICE_TASKS
 from gap_pipeline.errors import ParamsError
 
 DEFAULT_PARAMS_FILE = "params.yaml"
@@ -54,6 +54,32 @@ class HubCorpusParams(_Section):
     id_field: str | None
 
 
+class SelectParams(_Section):
+    """Best-step selection: which slice of which tasks scores each step, and how a step's scores rank."""
+
+    criterion: Literal["last", "dialog", "classification", "both"]
+    examples: int = Field(ge=0)
+    tasks: list[str]
+
+    @model_validator(mode="after")
+    def _slice_fits_criterion(self) -> SelectParams:
+        if self.criterion == "last":
+            return self
+        unknown = sorted(set(self.tasks) - set(ALL_TASKS))
+        if unknown:
+            raise ValueError(f"gap.select.tasks has unknown task(s) {unknown}; allowed: {list(ALL_TASKS)}")
+        if self.examples < 1:
+            raise ValueError(f"gap.select.examples = {self.examples}: criterion {self.criterion!r} needs at "
+                             "least 1 example per task; use criterion 'last' to skip selection")
+        families = {"dialog": DIALOGUE_TASKS, "classification": MULTIPLE_CHOICE_TASKS}
+        needed = list(families) if self.criterion == "both" else [self.criterion]
+        for family in needed:
+            if not set(families[family]) & set(self.tasks):
+                raise ValueError(f"gap.select.criterion = {self.criterion!r} needs a {family} task in "
+                                 f"gap.select.tasks (one of {list(families[family])}), got {self.tasks}")
+        return self
+
+
 class GapParams(_Section):
     corpus: str = Field(min_length=1)
     index: int = Field(ge=0)
@@ -63,6 +89,7 @@ class GapParams(_Section):
     max_length: int = Field(ge=2)
     loss_ceiling: float | None = Field(gt=0)
     seed: int
+    select: SelectParams
 
     @model_validator(mode="after")
     def _betas_in_range(self) -> GapParams:
@@ -98,8 +125,15 @@ class EvalParams(_Section):
         return self
 
 
+class ReferenceParams(_Section):
+    """Models scored on the same tasks but never post-trained: the larger model GAP is compared with."""
+
+    models: list[str]
+
+
 class Params(_Section):
     model: ModelParams
+    reference: ReferenceParams
     corpora: dict[str, CorpusParams]
     hub_corpora: dict[str, HubCorpusParams] = Field(default_factory=dict)
     gap: GapParams

@@ -16,6 +16,7 @@ from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
 from gap_pipeline.outputs import atomic_path, read_jsonl, write_json, write_table
 from gap_pipeline.params import Params
 from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
+from gap_pipeline.selection import FAMILIES, BestStep, selection_columns
 
 RUN_INFO_FILE = "gap_run.json"
 
@@ -31,16 +32,18 @@ def _json_number(value: float | None) -> float | str | None:
     return value if value is None or math.isfinite(value) else str(value)
 
 
-def summarize(result: AscentResult, tokens: int) -> dict[str, Any]:
+def summarize(result: AscentResult, tokens: int, kept_step: int) -> dict[str, Any]:
     """train.json: what `dvc metrics diff` compares between runs."""
     seconds = [log.seconds for log in result.logs if log.seconds is not None]
     median = statistics.median(seconds) if seconds else None
+    kept_loss = result.logs[kept_step].loss
     return {
-        "steps": result.kept_step,
+        "steps": kept_step,
+        "steps_run": result.kept_step,
         "tokens": tokens,
         "initial_loss": result.logs[0].loss,
-        "final_loss": result.logs[-1].loss,
-        "loss_gain": result.logs[-1].loss - result.logs[0].loss,
+        "final_loss": kept_loss,
+        "loss_gain": kept_loss - result.logs[0].loss,
         "diverged": result.diverged,
         "diverged_step": result.diverged_step,
         # JSON has no NaN: a non-finite loss is written as the string "nan" or "inf".
@@ -62,8 +65,20 @@ def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path
     model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
     input_ids = encode_text(tokenizer, doc["text"], gap.max_length, doc["doc_id"]).to(device)
 
-    result = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas, gap.loss_ceiling)
-    summary = summarize(result, input_ids.numel())
+    best = None if gap.select.criterion == "last" else BestStep.for_model(params, model, tokenizer)
+    on_step = None if best is None else best.on_step
+    result = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas, gap.loss_ceiling, on_step=on_step)
+    kept = result.kept_step
+    if best is not None:
+        best.restore(model)
+        kept = best.best_step
+    summary = summarize(result, input_ids.numel(), kept)
+    if best is not None:
+        start = best.curve[0]
+        summary["selection"] = {
+            "criterion": gap.select.criterion, "best": best.best_value,
+            **{f"{f}_gain": best.curve[kept][f] - start[f] for f in FAMILIES if f in start},
+        }
     summary |= {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
 
     base_info = (model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8")
@@ -80,8 +95,10 @@ def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path
         (tmp / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     write_json(metrics_dir / "train.json", summary)
     write_table(metrics_dir / "steps.tsv", [asdict(log) for log in result.logs], [f.name for f in fields(StepLog)])
+    write_table(metrics_dir / "selection.tsv", best.curve if best else [],
+                selection_columns(gap.select) if best else ["step", "criterion"])
     print(f"GAP on {gap.corpus}[{gap.index}] (doc_id {doc['doc_id']}): loss {summary['initial_loss']:.3f} -> "
-          f"{summary['final_loss']:.3f} in {summary['steps']} steps")
+          f"{summary['final_loss']:.3f}, kept step {kept} of {result.kept_step}")
     if result.diverged:
         print(f"warning: the loss at step {result.diverged_step} was {result.diverged_loss} (gap.loss_ceiling = "
               f"{gap.loss_ceiling}); kept step {result.kept_step}, the last one within bounds", file=sys.stderr)

@@ -43,8 +43,11 @@ def _delta(new: float | None, old: float | None) -> float | None:
     return None if new is None or old is None else new - old
 
 
-def summarize(base: dict[str, float], gap: dict[str, float]) -> dict[str, Any]:
-    """Every task's score for base and GAP, the two averages, and the deltas (GAP minus base)."""
+def summarize(
+    base: dict[str, float], gap: dict[str, float], references: dict[str, dict[str, float]] | None = None
+) -> dict[str, Any]:
+    """Every task's score for base and GAP, the two averages, the deltas (GAP minus base), and each reference
+    model's two averages (the line GAP is measured against in Figure 1)."""
     tasks = {
         task: {"metric": MAIN_METRIC[task], "base": base.get(task), "gap": gap.get(task),
                "delta": _delta(gap.get(task), base.get(task))}
@@ -55,7 +58,11 @@ def summarize(base: dict[str, float], gap: dict[str, float]) -> dict[str, Any]:
         b, g = kind_average(base, kind), kind_average(gap, kind)
         averages[kind] = {"base": b, "gap": g, "delta": _delta(g, b),
                           "tasks": sum(t in base and t in gap for t in members)}
-    return {"averages": averages, "tasks": tasks}
+    summary = {"averages": averages, "tasks": tasks}
+    if references:
+        summary["reference"] = {name: {kind: kind_average(scores, kind) for kind in KINDS}
+                                for name, scores in references.items()}
+    return summary
 
 
 def paper_row(scores: dict[str, float], kind: str, corpus: str, index: Any, epoch: int, model: str) -> dict:

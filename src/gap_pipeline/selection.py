@@ -1,0 +1,153 @@
+"""Best-step selection: score a small slice of the tasks after every GAP step and keep the best step's weights.
+
+The paper validated after every step and kept the best one, on the same examples it then reported. Here the
+selection slice is the *last* ``gap.select.examples`` examples of each task's split, and the reporting stages
+score the *first* ``eval.tasks.<task>.limit``; the two never overlap (checked on both sides), so a reported gain
+is not the selection's own noise picked as signal. lm-eval owns the tasks and metrics here as in the reporting
+stages; the task objects are built once and re-scored at every step.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from lm_eval.api.model import LM
+from lm_eval.evaluator import evaluate
+from lm_eval.tasks import get_task_dict
+
+from gap_pipeline.benchmarks import DIALOGUE_TASKS, MAIN_METRIC, MULTIPLE_CHOICE_TASKS
+from gap_pipeline.errors import ParamsError
+from gap_pipeline.params import Params, SelectParams
+
+FAMILIES = {"classification": MULTIPLE_CHOICE_TASKS, "dialog": DIALOGUE_TASKS}
+
+
+def check_disjoint(task: str, split_size: int, examples: int, limit: int | None) -> None:
+    """Refuse a reporting slice (the first ``limit`` rows) that reaches into the selection slice (the last rows)."""
+    reported = split_size if limit is None else min(limit, split_size)
+    if examples and reported > split_size - examples:
+        raise ParamsError(
+            f"eval.tasks.{task}.limit = {limit} and gap.select.examples = {examples} overlap: the {task} split "
+            f"has {split_size} examples, the reporting stages score the first {reported} and step selection "
+            f"the last {examples}; lower one of them so that limit + examples <= {split_size}"
+        )
+
+
+def _leaf_tasks(task_dict: dict) -> Iterator[tuple[str, Any]]:
+    for key, value in task_dict.items():
+        if isinstance(value, dict):
+            yield from _leaf_tasks(value)
+        else:
+            yield key, value
+
+
+@dataclass
+class SelectionSlice:
+    """The lm-eval tasks of the slice, built once, and which example indices of each one to score."""
+
+    task_dict: dict
+    samples: dict[str, list[int]]
+
+    @classmethod
+    def build(cls, params: Params) -> SelectionSlice:
+        from gap_pipeline.evaluation import task_manager_for, task_run, task_spec
+
+        select, task_dict, samples = params.gap.select, {}, {}
+        for task in select.tasks:
+            run = task_run(params, task, limit=None)
+            built = get_task_dict([task_spec(run)], task_manager_for(task))
+            (_, task_obj), = _leaf_tasks(built)
+            size = len(task_obj.eval_docs)
+            if select.examples > size:
+                raise ParamsError(f"gap.select.examples = {select.examples} but the {task} split has {size}")
+            reporting = params.eval.tasks.get(task)
+            if reporting is not None:
+                check_disjoint(task, size, select.examples, reporting.limit)
+            task_dict |= built
+            samples[task] = list(range(size - select.examples, size))
+        return cls(task_dict, samples)
+
+    @torch.no_grad()
+    def score(self, lm: LM) -> dict[str, float]:
+        """``{task: main metric}`` of the model inside ``lm`` on the slice."""
+        results = evaluate(lm, self.task_dict, samples=self.samples, bootstrap_iters=0, log_samples=False,
+                           verbosity="WARNING")
+        return {task: float(results["results"][task][f"{MAIN_METRIC[task]},none"]) for task in self.samples}
+
+
+def family_averages(scores: dict[str, float]) -> dict[str, float]:
+    """The paper's two averages over whichever of the slice's tasks belong to each family."""
+    averages = {}
+    for family, members in FAMILIES.items():
+        values = [scores[t] for t in members if t in scores]
+        if values:
+            averages[family] = statistics.fmean(values)
+    return averages
+
+
+def criterion_value(criterion: str, averages: dict[str, float], start: dict[str, float]) -> float:
+    """How good a step is; higher is better.
+
+    ``both`` adds the two families' gains over step 0, each relative to its step-0 value: dialogue F1 (~0.1)
+    and accuracy (~0.5) live on different scales, and a plain sum would let accuracy decide alone.
+    """
+    if criterion in FAMILIES:
+        return averages[criterion]
+    return sum((averages[f] - start[f]) / start[f] if start[f] else averages[f] - start[f] for f in FAMILIES)
+
+
+@dataclass
+class BestStep:
+    """Follows the selection curve during the ascent and holds a CPU copy of the best weights seen."""
+
+    select: SelectParams
+    slice: SelectionSlice | None = None
+    lm: LM | None = None
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int | None = None
+    best_value: float | None = None
+    _start: dict[str, float] | None = None
+    _weights: dict[str, torch.Tensor] | None = None
+
+    def observe(self, step: int, scores: dict[str, float], model: torch.nn.Module) -> None:
+        averages = family_averages(scores)
+        if self._start is None:
+            self._start = averages
+        value = criterion_value(self.select.criterion, averages, self._start)
+        self.curve.append({"step": step, "criterion": value, **averages, **scores})
+        # Strictly better only: on a tie the earlier step wins (fewer updates, nearer the untouched model).
+        if self.best_value is None or value > self.best_value:
+            self.best_step, self.best_value = step, value
+            self._weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    @classmethod
+    def for_model(cls, params: Params, model: torch.nn.Module, tokenizer: Any) -> BestStep:
+        """A tracker that scores ``model`` itself (not a copy) through the lm-eval class ``eval.model_class``."""
+        from gap_pipeline.evaluation import make_lm
+
+        lm = make_lm(params.eval.model_class, model, tokenizer, params.eval.batch_size)
+        return cls(params.gap.select, SelectionSlice.build(params), lm)
+
+    def on_step(self, log: Any, model: torch.nn.Module) -> None:
+        """gradient_ascent's hook: score the weights of ``log.step`` on the slice, then let the ascent go on."""
+        model.eval()
+        scores = self.slice.score(self.lm)
+        model.train()
+        self.observe(log.step, scores, model)
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in self.curve[-1].items() if k in FAMILIES or k == "criterion")
+        print(f"step {log.step}: loss {log.loss:.3f}; selection slice: {shown}", flush=True)
+
+    @torch.no_grad()
+    def restore(self, model: torch.nn.Module) -> None:
+        if self._weights is not None:
+            model.load_state_dict(self._weights)
+
+
+def selection_columns(select: SelectParams) -> list[str]:
+    """Columns of selection.tsv, the per-step selection curve."""
+    families = [f for f, members in FAMILIES.items() if set(members) & set(select.tasks)]
+    return ["step", "criterion", *families, *select.tasks]

@@ -1,0 +1,158 @@
+"""The paper's experiment as DVC experiments: queue a grid of GAP runs, then collect them into one report.
+
+    python -m gap_pipeline.sweep queue --corpora github pile_cc tdec --indices 0-2
+    dvc queue start -j 1            # one worker per machine on a CPU; see README for -j 2
+    python -m gap_pipeline.sweep collect --out reports/sweep
+
+Each run is an ordinary experiment (`dvc exp run --queue -S gap.corpus=... -S gap.index=...`), so DVC caches,
+shares (`dvc exp push`) and compares it like any other. Collect reads the experiments back through
+`dvc exp show --json`, which also sees experiments pulled from another machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gap_pipeline.benchmarks import DIALOGUE_TASKS, MULTIPLE_CHOICE_TASKS
+from gap_pipeline.errors import ParamsError
+
+SUMMARY_FILE = "metrics/summary/summary.json"
+PARAMS_FILE = "params.yaml"
+KIND_TASKS = {"classification": MULTIPLE_CHOICE_TASKS, "dialog": DIALOGUE_TASKS}
+
+
+def parse_indices(spec: str) -> list[int]:
+    """``"0-2,7"`` -> ``[0, 1, 2, 7]``: text indices as people write them on a command line."""
+    indices: list[int] = []
+    try:
+        for part in spec.split(","):
+            low, _, high = part.partition("-")
+            indices.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ParamsError(f"--indices {spec!r}: expected numbers and ranges such as 0-2,7") from None
+    return indices
+
+
+def experiment_name(corpus: str, index: int, model: str | None) -> str:
+    return "-".join(["gap", corpus, str(index), *([model] if model else [])]).replace("/", "_").replace(".", "_")
+
+
+def outside_paths(params: dict[str, Any], root: Path) -> list[str]:
+    """``-S`` pairs that pin relative paths leading out of the repo (``../shared/...``) to absolute ones.
+
+    A queued experiment runs in a copy of the repo under ``.dvc/tmp/exps/``, where ``../shared`` names
+    nothing; the same data, named absolutely, hashes the same.
+    """
+    pairs = {f"corpora.{name}.source": corpus["source"] for name, corpus in params.get("corpora", {}).items()}
+    pairs["eval.data_dir"] = params["eval"]["data_dir"]
+    return [f"{key}={(root / value).resolve()}" for key, value in pairs.items()
+            if not Path(value).is_absolute() and not (root / value).resolve().is_relative_to(root.resolve())]
+
+
+def queue_commands(
+    corpora: Sequence[str], indices: Sequence[int], models: Sequence[str | None] = (None,),
+    extra: Sequence[str] = (),
+) -> list[list[str]]:
+    """One `dvc exp run --queue` command per (model, corpus, index) of the grid; ``extra`` adds ``-S`` pairs."""
+    commands = []
+    for model, corpus, index in itertools.product(models, corpora, indices):
+        command = ["dvc", "exp", "run", "--queue", "--name", experiment_name(corpus, index, model),
+                   "-S", f"gap.corpus={corpus}", "-S", f"gap.index={index}"]
+        if model:
+            command += ["-S", f"model.name={model}"]
+        for pair in extra:
+            command += ["-S", pair]
+        commands.append(command)
+    return commands
+
+
+def _run(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def _experiments(shown: list[dict]) -> Iterable[dict]:
+    """Every experiment under every baseline commit of `dvc exp show --json`, with its name and data."""
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for rev in experiment.get("revs", []):
+                if rev.get("data") and not rev.get("error"):
+                    yield rev
+
+
+def _file_data(data: dict, section: str, path: str) -> dict:
+    return ((data.get(section) or {}).get(path) or {}).get("data") or {}
+
+
+def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
+    """One row per finished experiment: its params, the kept step, and both models' per-task scores."""
+    rows = []
+    for rev in _experiments(shown):
+        params = _file_data(rev["data"], "params", PARAMS_FILE)
+        summary = _file_data(rev["data"], "metrics", SUMMARY_FILE)
+        if not summary or "tasks" not in summary:
+            continue  # queued, running or failed: nothing to collect yet
+        rows.append({
+            "experiment": rev.get("name") or rev["rev"][:7],
+            "rev": rev["rev"],
+            "model": params["model"]["name"],
+            "corpus": params["gap"]["corpus"],
+            "index": params["gap"]["index"],
+            "source_row": summary["run"]["source_row"],
+            "epoch": summary["run"]["kept_step"],
+            "base": {task: s["base"] for task, s in summary["tasks"].items()},
+            "gap": {task: s["gap"] for task, s in summary["tasks"].items()},
+            "reference": summary.get("reference", {}),
+        })
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gap_pipeline.sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    queue = commands.add_parser("queue", help="queue one experiment per (model, corpus, text index)")
+    queue.add_argument("--corpora", nargs="+", required=True, help="keys of corpora / hub_corpora")
+    queue.add_argument("--indices", required=True, help="text indices, e.g. 0-99 (the paper) or 0-2,7")
+    queue.add_argument("--models", nargs="+", default=[None], help="model.name values (default: params.yaml's)")
+    queue.add_argument("-S", "--set-param", action="append", default=[], dest="extra",
+                       help="another param for every experiment, as for `dvc exp run -S`")
+    queue.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    collect = commands.add_parser("collect", help="per-run table, Figure 1 and the comparison with the paper")
+    collect.add_argument("--out", type=Path, default=Path("reports/sweep"), help="folder for the report")
+    collect.add_argument("--paper", type=Path, default=Path("../shared/paper"),
+                         help="folder with the paper's gap_runs_{classification,dialog}.csv")
+    args = parser.parse_args(argv)
+    if args.command == "queue":
+        import yaml
+
+        pinned = outside_paths(yaml.safe_load(Path(PARAMS_FILE).read_text(encoding="utf-8")), Path.cwd())
+        extra = pinned + args.extra
+        for command in queue_commands(args.corpora, parse_indices(args.indices), args.models, extra):
+            print(" ".join(command))
+            if not args.dry_run:
+                _run(command)
+        return
+    from gap_pipeline.report import write_report
+
+    shown = json.loads(_run(["dvc", "exp", "show", "--json", "--all-commits"]))
+    print(write_report(run_rows(shown), args.out, args.paper))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ParamsError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
