@@ -9,11 +9,17 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 import yaml
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from gap_pipeline.models import MODEL_INFO_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -28,10 +34,11 @@ def set_dotted(params: dict, dotted: str, value) -> None:
     node[last] = value
 
 
-def with_shared_corpora(params: dict) -> dict:
-    """Point each corpus at ../shared by absolute path, for a copy of the project that does not sit beside it."""
+def with_shared_data(params: dict) -> dict:
+    """Point the corpora and benchmarks at ../shared by absolute path, for a copy of the project elsewhere."""
     for corpus in params["corpora"].values():
         corpus["source"] = str(SHARED / "corpora" / Path(corpus["source"]).name)
+    params["eval"]["data_dir"] = str(SHARED / "benchmarks")
     return params
 
 
@@ -68,3 +75,49 @@ def tiny_model_dir(tmp_path, tiny_model, tiny_tokenizer) -> Path:
     tiny_model.save_pretrained(out)
     tiny_tokenizer.save_pretrained(out)
     return out
+
+
+class StageDir:
+    """A working directory holding a params.yaml, from which stage scripts run as `dvc repro` runs them."""
+
+    def __init__(self, root: Path, raw_params: dict):
+        self.root = root
+        self.params = with_shared_data(raw_params)
+        # Best-step selection on a real slice small enough for a tiny model: two tasks, two examples each.
+        self.params["gap"]["select"] |= {"examples": 2, "tasks": ["copa", "wizard_of_wikipedia"]}
+        self.params["reference"]["models"] = []
+
+    def set(self, dotted: str, value) -> None:
+        set_dotted(self.params, dotted, value)
+
+    def run(self, stage: str, *args: str) -> subprocess.CompletedProcess:
+        (self.root / "params.yaml").write_text(yaml.safe_dump(self.params, sort_keys=False))
+        return subprocess.run([sys.executable, str(PROJECT_ROOT / "stages" / f"{stage}.py"), *args],
+                              cwd=self.root, capture_output=True, text=True)
+
+    def write_corpus(self, docs: list[dict]) -> str:
+        corpus = self.root.parent / "corpus.jsonl"
+        corpus.write_text("".join(json.dumps(d) + "\n" for d in docs))
+        return str(corpus)
+
+    def gap(self, base: Path, corpus: str, out: str = "models/gap", metrics: str = "metrics/gap"):
+        return self.run("gap", "--model", str(base), "--corpus", corpus, "--out", out, "--metrics", metrics)
+
+    def leftovers(self) -> list[str]:
+        """Every file a stage wrote (temporary ones included), except the params it was given."""
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*")
+                      if p.is_file() and p.name != "params.yaml")
+
+
+@pytest.fixture
+def stage_dir(tmp_path, raw_params) -> StageDir:
+    work = tmp_path / "work"
+    work.mkdir()
+    return StageDir(work, raw_params)
+
+
+@pytest.fixture
+def tiny_base(tiny_model_dir) -> Path:
+    """The tiny model as prepare_model leaves it: with the model_info.json that later stages read."""
+    (tiny_model_dir / MODEL_INFO_FILE).write_text(json.dumps({"name": "tiny", "parameters": 1}))
+    return tiny_model_dir

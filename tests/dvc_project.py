@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import PROJECT_ROOT, set_dotted, with_shared_corpora
+from tests.conftest import PROJECT_ROOT, set_dotted, with_shared_data
 
 # What a clean clone has, minus outputs and local state.
 _IGNORE = shutil.ignore_patterns(
@@ -37,11 +37,17 @@ class DvcProject:
         shutil.copytree(PROJECT_ROOT, root, ignore=_IGNORE)
         project = cls(root)
         # DVC hashes the corpora all the same wherever they are named from.
-        params = with_shared_corpora(yaml.safe_load((root / "params.yaml").read_text()))
+        params = with_shared_data(yaml.safe_load((root / "params.yaml").read_text()))
         project.write_params(_merge(params, overrides))
         project.run("git", "init", "-q", "-b", "main")
         project.commit("copy of the project")
         return project
+
+    @classmethod
+    def clone(cls, remote: Path, root: Path) -> DvcProject:
+        """Another machine's checkout: a fresh `git clone`, nothing of DVC's but what the clone holds."""
+        subprocess.run(["git", "clone", "-q", str(remote), str(root)], check=True, capture_output=True)
+        return cls(root)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)

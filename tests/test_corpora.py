@@ -24,6 +24,12 @@ def test_sampling_draws_distinct_texts_and_keeps_their_ids(docs):
     assert sorted(d["doc_id"] for d in sample) == [d["doc_id"] for d in docs]
 
 
+def test_a_null_seed_takes_the_first_texts_in_file_order_as_the_paper_did(docs, raw_params):
+    assert [d["source_row"] for d in sample_corpus(docs, 5, seed=None)] == [0, 1, 2, 3, 4]
+    raw_params["corpora"]["github"]["seed"] = None
+    assert parse_params(raw_params).corpora["github"].seed is None
+
+
 def test_sampling_more_than_the_corpus_names_the_key(docs):
     with pytest.raises(CorpusError, match=r"corpora\.github\.n = 51 .* only 50"):
         sample_corpus(docs, 51, seed=0, name="github")

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 
 TINY = {
     "corpora": {name: {"n": 3} for name in ("github", "pile_cc", "tdec")},
-    "gap": {"steps": 1, "max_length": 32},
+    # Best-step selection on a real slice: the last 2 examples of copa and Wizard of Wikipedia.
+    "gap": {"steps": 1, "max_length": 32, "select": {"examples": 2, "tasks": ["copa", "wizard_of_wikipedia"]}},
+    "reference": {"models": []},  # Gemma's preparation alone would double this file's run time
     "eval": {
         "data_dir": str(SHARED / "benchmarks"),
         "batch_size": 4,
@@ -47,10 +49,12 @@ def project(tmp_path_factory) -> DvcProject:
 
 def test_repro_leaves_a_post_trained_model_and_its_metrics(project):
     train = project.read_json("metrics/gap/train.json")
-    assert train["steps"] == 1 and 2 <= train["tokens"] <= 32
-    assert train["final_loss"] > train["initial_loss"]  # the ascent climbed
+    assert train["steps_run"] == 1 and train["steps"] in (0, 1) and 2 <= train["tokens"] <= 32
     rows = (project.root / "metrics/gap/steps.tsv").read_text().splitlines()
     assert rows[0].split("\t") == ["step", "loss", "seconds", "tokens_per_second"] and len(rows) == 3
+    assert float(rows[2].split("\t")[1]) > float(rows[1].split("\t")[1])  # the ascent climbed
+    curve = (project.root / "metrics/gap/selection.tsv").read_text().splitlines()
+    assert curve[0].split("\t")[:4] == ["step", "criterion", "classification", "dialog"] and len(curve) == 3
     assert train["diverged"] is False
     run = project.read_json("models/gap/gap_run.json")
     sampled = (project.root / "data/corpora/github.jsonl").read_text().splitlines()
@@ -75,7 +79,7 @@ def test_gap_steps_rerun_gap_and_its_scores_never_the_baseline(project):
     project.set_param("gap.steps", 2)
     assert project.changed_stages() == {"gap"}
     assert project.repro() == ({"gap", *GAP_EVALUATIONS, "aggregate"}, set())
-    assert project.read_json("metrics/gap/train.json")["steps"] == 2
+    assert project.read_json("metrics/gap/train.json")["steps_run"] == 2
     # Back to one step: everything downstream of gap comes back from the run-cache.
     project.set_param("gap.steps", 1)
     assert project.repro() == (set(), {"gap", *GAP_EVALUATIONS, "aggregate"})
@@ -113,9 +117,9 @@ def test_dvc_exp_run_with_a_set_param(project):
     project.commit("before experiment")
     result = project.dvc("exp", "run", "-S", "gap.steps=2")
     assert "Ran experiment" in result.stdout + result.stderr
-    assert project.read_json("metrics/gap/train.json")["steps"] == 2
+    assert project.read_json("metrics/gap/train.json")["steps_run"] == 2
     diff = json.loads(project.dvc("metrics", "diff", "HEAD", "--json").stdout)
-    assert diff["metrics/gap/train.json"]["steps"] == {"old": 1, "new": 2, "diff": 1}
+    assert diff["metrics/gap/train.json"]["steps_run"] == {"old": 1, "new": 2, "diff": 1}
 
 
 def _tmp_dirs(project) -> list:
@@ -155,10 +159,9 @@ def _experiments(project) -> dict[str, dict]:
     return found
 
 
-def test_two_queued_experiments_run_side_by_side(project):
+def test_a_queued_sweep_runs_two_at_a_time_and_is_collected(project):
     project.commit("before the queue")
-    for index in (1, 2):
-        project.dvc("exp", "run", "--queue", "-S", f"gap.index={index}", "-n", f"index-{index}")
+    project.run(sys.executable, "-m", "gap_pipeline.sweep", "queue", "--corpora", "github", "--indices", "1-2")
     # The workers outlive `queue start` and would hold a captured stdout open: send their output elsewhere.
     start = subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=project.root,
                            env=project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
@@ -177,11 +180,42 @@ def test_two_queued_experiments_run_side_by_side(project):
     texts = (project.root / "data/corpora/github.jsonl").read_text().splitlines()
     max_length = project.params()["gap"]["max_length"]
     for index in (1, 2):
-        exp = experiments[f"index-{index}"]
+        exp = experiments[f"gap-github-{index}"]
         assert exp["params"]["gap"]["index"] == index
         ids = encode_text(tokenizer, json.loads(texts[index])["text"], max_length)
         assert exp["train"]["initial_loss"] == pytest.approx(text_loss(model, ids), abs=1e-4)
         # Preparing the model, sampling and the baseline scores were shared, not recomputed.
-        log = project.dvc("queue", "logs", f"index-{index}").stdout
+        log = project.dvc("queue", "logs", f"gap-github-{index}").stdout
         assert "Running stage 'gap'" in log
         assert "Running stage 'prepare_model'" not in log and "Running stage 'evaluate@base-copa'" not in log
+    # The report reads the experiments back: one row per finished run, the figure, the paper comparison.
+    report = project.run(sys.executable, "-m", "gap_pipeline.sweep", "collect", "--out", "reports/sweep",
+                         "--paper", str(SHARED / "paper")).stdout
+    assert "paper OPT-350M: above" in report
+    rows = (project.root / "reports/sweep/runs_classification.csv").read_text().splitlines()
+    indices = [row.split(",")[1] for row in rows if row.startswith("Git.,")]
+    sampled = [json.loads(line)["source_row"] for line in texts]
+    assert {str(sampled[1]), str(sampled[2])} <= set(indices)
+    assert (project.root / "reports/sweep/figure1.png").stat().st_size > 10_000
+
+
+def test_a_sweep_is_shared_through_a_git_remote_and_a_dvc_remote(project, tmp_path):
+    """Machine A pushes an experiment and the run-cache; machine B, a fresh clone, gets both without rerunning."""
+    origin = tmp_path / "origin.git"
+    project.run("git", "init", "-q", "--bare", str(origin))
+    project.run("git", "remote", "add", "origin", str(origin))
+    project.dvc("remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
+    project.commit("remotes")
+    project.run("git", "push", "-q", "origin", "main")
+    project.dvc("exp", "push", "origin", "gap-github-1")
+    project.dvc("push", "--run-cache")
+
+    clone = DvcProject.clone(origin, tmp_path / "machine-b")
+    ran, _ = clone.repro("--pull")
+    assert ran == set()  # every output pulled, none recomputed
+    assert clone.read_json("metrics/gap/train.json") == project.read_json("metrics/gap/train.json")
+    clone.dvc("exp", "pull", "origin", "gap-github-1")
+    clone.dvc("exp", "apply", "gap-github-1")
+    ran, _ = clone.repro("--pull")
+    assert ran == set()
+    assert clone.read_json("models/gap/gap_run.json")["gap"]["index"] == 1

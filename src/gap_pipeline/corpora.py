@@ -75,9 +75,13 @@ def read_hub_corpus(
     return _records(data.to_pandas(), f"{dataset}:{split}", text_field, id_field)
 
 
-def sample_corpus(docs: list[dict], n: int, seed: int, name: str = "corpus") -> list[dict]:
-    """Draw ``n`` distinct texts without replacement; the same seed always gives the same texts in order."""
+def sample_corpus(docs: list[dict], n: int, seed: int | None, name: str = "corpus") -> list[dict]:
+    """Draw ``n`` distinct texts without replacement; the same seed always gives the same texts in order.
+
+    ``seed`` None takes the first ``n`` texts in file order: the paper's own choice for its Pile samples, so
+    text ``i`` is row ``i`` of the file and a run lines up with the paper's run on the same index.
+    """
     if n > len(docs):
         raise CorpusError(f"corpora.{name}.n = {n} but the corpus holds only {len(docs)} texts; lower n")
-    rows = random.Random(seed).sample(range(len(docs)), n)
+    rows = list(range(n)) if seed is None else random.Random(seed).sample(range(len(docs)), n)
     return [docs[row] for row in rows]

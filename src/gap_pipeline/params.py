@@ -36,7 +36,7 @@ class CorpusParams(_Section):
 
     source: str = Field(min_length=1)
     n: int = Field(ge=1)
-    seed: int
+    seed: int | None  # None: the first n texts in file order (the paper's)
     text_field: str
     id_field: str | None
 

@@ -1,1 +1,134 @@
-"""Placeholder replaced below."""
+"""A sweep's report: the per-run tables in the paper's format, Figure 1, and our runs beside the paper's.
+
+Figure 1 of the paper shows one dot per GAP run, grouped by corpus, against the untouched model (a line) and
+the next larger model (another line). The comparison answers the paper's two questions per corpus: how often
+GAP beat the baseline, and by how much on average.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a CI runner
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gap_pipeline.outputs import atomic_path, write_table  # noqa: E402
+from gap_pipeline.reporting import KINDS, PAPER_CORPUS_LABELS, kind_average, paper_row  # noqa: E402
+
+KIND_TITLES = {"dialog": "Dialogue tasks: unigram F1 average", "classification": "Classification: accuracy average"}
+
+
+def paper_baselines(paper: pd.DataFrame) -> dict[str, float]:
+    """Each OPT size's untouched score, exactly as the released rows carry it: a run whose best epoch was 0."""
+    untouched = paper[paper["epoch"] == 0]
+    return untouched.groupby("model")["average"].first().to_dict()
+
+
+def per_run_table(runs: list[dict[str, Any]], kind: str) -> pd.DataFrame:
+    """The paper's per-run format (corpora,index,epoch,average,model,<tasks>), our baseline rows first."""
+    rows, baselines = [], {}
+    for run in runs:
+        baselines.setdefault(run["model"], paper_row(run["base"], kind, run["corpus"], "", 0, run["model"]))
+        rows.append(paper_row(run["gap"], kind, run["corpus"], run["source_row"], run["epoch"], run["model"]))
+    for row in baselines.values():
+        row["corpora"] = "baseline"
+    return pd.DataFrame([*baselines.values(), *sorted(rows, key=lambda r: (r["model"], r["corpora"], r["index"]))])
+
+
+def compare_with_paper(runs: list[dict[str, Any]], paper_dir: Path) -> pd.DataFrame:
+    """Per kind and corpus: the share of runs above their baseline and the mean gain, ours beside the paper's."""
+    ours = [
+        {"kind": kind, "corpus": PAPER_CORPUS_LABELS.get(run["corpus"], run["corpus"]), "who": run["model"],
+         "gain": kind_average(run["gap"], kind) - kind_average(run["base"], kind)}
+        for run in runs for kind in KINDS
+    ]
+    theirs = []
+    for kind in KINDS:
+        paper = pd.read_csv(paper_dir / f"gap_runs_{kind}.csv")
+        baselines = paper_baselines(paper)
+        for row in paper.itertuples():
+            base = baselines[row.model]
+            theirs.append({"kind": kind, "corpus": row.corpora, "who": f"paper OPT-{row.model}",
+                           "gain": row.average - base})
+    frame = pd.DataFrame(ours + theirs)
+    # "Above" means by more than float noise: a run that kept step 0 scores exactly its baseline.
+    frame["above"] = frame["gain"] > 1e-9
+    table = frame.groupby(["kind", "corpus", "who"], sort=True).agg(
+        runs=("gain", "size"), above_baseline=("above", "mean"), mean_gain=("gain", "mean"))
+    return table.reset_index()
+
+
+def side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
+    """One row per (kind, corpus); per model, the share of runs above baseline and the mean gain."""
+    wide = comparison.pivot(index=["kind", "corpus"], columns="who", values=["above_baseline", "mean_gain"])
+    wide.columns = [f"{who}: {'above' if stat == 'above_baseline' else 'gain'}" for stat, who in wide.columns]
+    ours = sorted(c for c in wide.columns if not c.startswith("paper"))
+    return wide[ours + sorted(c for c in wide.columns if c.startswith("paper"))].reset_index()
+
+
+def figure_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The dots and lines of Figure 1 as one long table (`dvc plots` data): one row per run and kind."""
+    points = []
+    for run in runs:
+        corpus = PAPER_CORPUS_LABELS.get(run["corpus"], run["corpus"])
+        for kind in KINDS:
+            points.append({"kind": kind, "series": f"GAP {run['model']}", "corpus": corpus,
+                           "index": run["source_row"], "epoch": run["epoch"],
+                           "score": kind_average(run["gap"], kind)})
+    for model, run in {run["model"]: run for run in runs}.items():
+        for kind in KINDS:
+            points.append({"kind": kind, "series": f"baseline {model}", "corpus": "", "index": "", "epoch": 0,
+                           "score": kind_average(run["base"], kind)})
+            for name, averages in run["reference"].items():
+                points.append({"kind": kind, "series": f"reference {name}", "corpus": "", "index": "",
+                               "epoch": 0, "score": averages[kind]})
+    return points
+
+
+def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
+    """Figure 1: per kind, GAP runs as dots by corpus; the baseline (solid) and references (dashed) as lines."""
+    frame = pd.DataFrame(points)
+    dots = frame[frame["series"].str.startswith("GAP")]
+    corpora = sorted(dots["corpus"].unique())
+    fig, axes = plt.subplots(1, len(KINDS), figsize=(5.5 * len(KINDS), 4.2))
+    for ax, kind in zip(axes, KINDS, strict=True):
+        mine = dots[dots["kind"] == kind]
+        for x, corpus in enumerate(corpora):
+            ys = mine[mine["corpus"] == corpus]["score"].to_numpy()
+            offsets = [(i - (len(ys) - 1) / 2) * 0.08 for i in range(len(ys))]
+            ax.scatter([x + o for o in offsets], ys, s=36, alpha=0.8, label=None, zorder=3)
+        lines = frame[(frame["kind"] == kind) & ~frame["series"].str.startswith("GAP")]
+        for row, style in zip(lines.itertuples(), ["-", "--", ":", "-."] * 4, strict=False):
+            ax.axhline(row.score, linestyle=style, color="black" if style == "-" else "tab:red", linewidth=1.2,
+                       label=f"{row.series}: {row.score:.4f}")
+        ax.set_xticks(range(len(corpora)), corpora)
+        ax.set_xlim(-0.6, len(corpora) - 0.4)
+        ax.set_title(KIND_TITLES[kind])
+        ax.set_xlabel("corpus of the GAP text (one dot per run)")
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def write_report(runs: list[dict[str, Any]], out_dir: Path, paper_dir: Path) -> str:
+    """Write runs_<kind>.csv, figure1.png, figure1.tsv and comparison.csv; return the comparison as text."""
+    if not runs:
+        return "no finished experiments to collect: `dvc exp show` lists none with metrics/summary/summary.json"
+    for kind in KINDS:
+        table = per_run_table(runs, kind)
+        write_table(out_dir / f"runs_{kind}.csv", table.to_dict("records"), list(table.columns), delimiter=",")
+    points = figure_points(runs)
+    write_table(out_dir / "figure1.tsv", points, list(points[0]))
+    draw_figure(points, out_dir / "figure1.png")
+    comparison = compare_with_paper(runs, paper_dir)
+    write_table(out_dir / "comparison.csv", comparison.to_dict("records"), list(comparison.columns),
+                delimiter=",")
+    shown = side_by_side(comparison).to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    return f"{len(runs)} runs collected into {out_dir}\n\nGAP gain over the untouched model, per corpus:\n{shown}"

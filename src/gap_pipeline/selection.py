@@ -10,14 +10,12 @@ stages; the task objects are built once and re-scored at every step.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from lm_eval.api.model import LM
 from lm_eval.evaluator import evaluate
-from lm_eval.tasks import get_task_dict
 
 from gap_pipeline.benchmarks import DIALOGUE_TASKS, MAIN_METRIC, MULTIPLE_CHOICE_TASKS
 from gap_pipeline.errors import ParamsError
@@ -37,14 +35,6 @@ def check_disjoint(task: str, split_size: int, examples: int, limit: int | None)
         )
 
 
-def _leaf_tasks(task_dict: dict) -> Iterator[tuple[str, Any]]:
-    for key, value in task_dict.items():
-        if isinstance(value, dict):
-            yield from _leaf_tasks(value)
-        else:
-            yield key, value
-
-
 @dataclass
 class SelectionSlice:
     """The lm-eval tasks of the slice, built once, and which example indices of each one to score."""
@@ -59,15 +49,15 @@ class SelectionSlice:
         select, task_dict, samples = params.gap.select, {}, {}
         for task in select.tasks:
             run = task_run(params, task, limit=None)
-            built = get_task_dict([task_spec(run)], task_manager_for(task))
-            (_, task_obj), = _leaf_tasks(built)
-            size = len(task_obj.eval_docs)
+            loaded = task_manager_for(task).load([task_spec(run)])
+            size = len(loaded["tasks"][task].eval_docs)
             if select.examples > size:
                 raise ParamsError(f"gap.select.examples = {select.examples} but the {task} split has {size}")
             reporting = params.eval.tasks.get(task)
             if reporting is not None:
                 check_disjoint(task, size, select.examples, reporting.limit)
-            task_dict |= built
+            for part, entries in loaded.items():
+                task_dict.setdefault(part, {}).update(entries)
             samples[task] = list(range(size - select.examples, size))
         return cls(task_dict, samples)
 

@@ -20,14 +20,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from gap_pipeline.benchmarks import DIALOGUE_TASKS, MULTIPLE_CHOICE_TASKS
 from gap_pipeline.errors import ParamsError
 
 SUMMARY_FILE = "metrics/summary/summary.json"
 PARAMS_FILE = "params.yaml"
-KIND_TASKS = {"classification": MULTIPLE_CHOICE_TASKS, "dialog": DIALOGUE_TASKS}
 
 
 def parse_indices(spec: str) -> list[int]:

@@ -1,0 +1,98 @@
+"""Sweeps: the queued grid, reading experiments back, and the report against the paper's published runs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gap_pipeline.benchmarks import ALL_TASKS, DIALOGUE_TASKS, MULTIPLE_CHOICE_TASKS
+from gap_pipeline.errors import ParamsError
+from gap_pipeline.report import compare_with_paper, paper_baselines, write_report
+from gap_pipeline.sweep import outside_paths, parse_indices, queue_commands, run_rows
+from tests.conftest import PROJECT_ROOT, SHARED
+
+
+def test_indices_read_like_a_page_range():
+    assert parse_indices("0-2,7") == [0, 1, 2, 7]
+    with pytest.raises(ParamsError, match="--indices 'a-b'"):
+        parse_indices("a-b")
+
+
+def test_the_grid_is_one_queued_experiment_per_model_corpus_and_index():
+    commands = queue_commands(["github", "tdec"], [0, 1], ["smollm2-135m", "gemma3-270m"], ["gap.steps=15"])
+    assert len(commands) == 8
+    first = commands[0]
+    assert first[:4] == ["dvc", "exp", "run", "--queue"]
+    assert first[first.index("--name") + 1] == "gap-github-0-smollm2-135m"
+    pairs = [first[i + 1] for i, arg in enumerate(first) if arg == "-S"]
+    assert pairs == ["gap.corpus=github", "gap.index=0", "model.name=smollm2-135m", "gap.steps=15"]
+
+
+def test_paths_out_of_the_repo_are_pinned_for_queued_copies(raw_params):
+    pinned = outside_paths(raw_params, PROJECT_ROOT)
+    assert f"corpora.github.source={SHARED / 'corpora/github.jsonl'}" in pinned
+    assert f"eval.data_dir={SHARED / 'benchmarks'}" in pinned
+    raw_params["corpora"]["github"]["source"] = "data/inside.jsonl"  # inside the repo: copied with it
+    assert not any(pair.startswith("corpora.github.") for pair in outside_paths(raw_params, PROJECT_ROOT))
+
+
+def _summary(base: float, gap: float, kept: int) -> dict:
+    tasks = {t: {"base": base if t in MULTIPLE_CHOICE_TASKS else base / 5,
+                 "gap": gap if t in MULTIPLE_CHOICE_TASKS else gap / 5} for t in ALL_TASKS}
+    return {"tasks": tasks, "run": {"source_row": 40 + kept, "kept_step": kept},
+            "reference": {"gemma3-270m": {"classification": 0.55, "dialog": 0.11}}}
+
+
+def _exp_show(summaries: dict[str, dict | None]) -> list[dict]:
+    """The shape `dvc exp show --json` prints: baselines, each with its experiments' revs."""
+    revs = []
+    for name, summary in summaries.items():
+        data = {"params": {"params.yaml": {"data": {"model": {"name": "smollm2-135m"},
+                                                    "gap": {"corpus": name.split("-")[1], "index": 1}}}},
+                "metrics": {} if summary is None else {"metrics/summary/summary.json": {"data": summary}}}
+        revs.append({"revs": [{"rev": "f" * 40, "name": name, "data": data, "error": None}]})
+    return [{"rev": "workspace", "data": {}}, {"rev": "a" * 40, "data": {}, "experiments": revs}]
+
+
+def test_experiments_are_read_back_and_unfinished_ones_skipped():
+    rows = run_rows(_exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-tdec-1": None}))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["experiment"], row["corpus"], row["index"], row["source_row"], row["epoch"]) == (
+        "gap-github-1", "github", 1, 43, 3)
+    assert row["gap"]["piqa"] == 0.52 and row["base"]["wizard_of_wikipedia"] == pytest.approx(0.1)
+
+
+def test_paper_baselines_are_the_published_ones():
+    for kind, published in (("classification", {"350M": 0.4572, "1.3B": 0.5075, "2.7B": 0.5173}),
+                            ("dialog", {"350M": 0.1174, "1.3B": 0.1299, "2.7B": 0.1353})):
+        found = paper_baselines(pd.read_csv(SHARED / "paper" / f"gap_runs_{kind}.csv"))
+        assert {m: round(v, 4) for m, v in found.items()} == published
+
+
+def test_report_counts_runs_above_baseline_and_mean_gain(tmp_path: Path):
+    shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-pile_cc-1": _summary(0.5, 0.5, 0)})
+    runs = run_rows(shown)
+    comparison = compare_with_paper(runs, SHARED / "paper").set_index(["kind", "corpus", "who"])
+    ours = comparison.loc[("classification", "Git.", "smollm2-135m")]
+    assert ours["runs"] == 1 and ours["above_baseline"] == 1.0 and ours["mean_gain"] == pytest.approx(0.02)
+    kept_base = comparison.loc[("dialog", "CC", "smollm2-135m")]
+    assert kept_base["above_baseline"] == 0.0 and kept_base["mean_gain"] == 0.0
+    paper = comparison.loc[("dialog", "Git.", "paper OPT-350M")]
+    assert paper["runs"] == 100 and paper["above_baseline"] == 1.0
+
+    text = write_report(runs, tmp_path, SHARED / "paper")
+    assert "2 runs collected" in text and "paper OPT-350M: above" in text
+    with open(tmp_path / "runs_dialog.csv") as f:
+        table = list(csv.DictReader(f))
+    paper_columns = next(csv.reader(open(SHARED / "paper" / "gap_runs_dialog.csv")))
+    assert list(table[0]) == paper_columns
+    assert table[0]["corpora"] == "baseline" and [r["corpora"] for r in table[1:]] == ["CC", "Git."]
+    assert {r["epoch"] for r in table[1:]} == {"0", "3"} and len(DIALOGUE_TASKS) == 4
+    assert (tmp_path / "figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(tmp_path / "figure1.tsv") as f:
+        series = {row["series"] for row in csv.DictReader(f, delimiter="\t")}
+    assert series == {"GAP smollm2-135m", "baseline smollm2-135m", "reference gemma3-270m"}
