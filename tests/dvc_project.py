@@ -46,7 +46,7 @@ class DvcProject:
     @classmethod
     def clone(cls, remote: Path, root: Path) -> DvcProject:
         """Another machine's checkout: a fresh `git clone`, nothing of DVC's but what the clone holds."""
-        subprocess.run(["git", "clone", "-q", str(remote), str(root)], check=True, capture_output=True)
+        subprocess.run(["git", "clone", "-q", "-b", "main", str(remote), str(root)], check=True, capture_output=True)
         return cls(root)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:

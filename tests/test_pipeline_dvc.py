@@ -130,7 +130,7 @@ def test_a_stage_killed_mid_write_leaves_nothing_and_reruns_cleanly(project):
     project.set_param("gap.seed", 7)
     repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "gap"], cwd=project.root, env=project.env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 900  # loading, selection on step 0, the step: minutes on a busy machine
     # Wait until the stage is writing the model's weights, then kill DVC and the stage outright.
     while not any((tmp / "model.safetensors").exists() for tmp in _tmp_dirs(project)):
         assert repro.poll() is None and time.monotonic() < deadline, "the gap stage ended before it wrote"
@@ -159,7 +159,13 @@ def _experiments(project) -> dict[str, dict]:
     return found
 
 
+def _dvc_store(project) -> str:
+    return str(project.root.parent / "dvc-store")
+
+
 def test_a_queued_sweep_runs_two_at_a_time_and_is_collected(project):
+    # A DVC remote configured before queuing: each experiment's commit carries it, so `exp push` can use it.
+    project.dvc("remote", "add", "-d", "store", _dvc_store(project))
     project.commit("before the queue")
     project.run(sys.executable, "-m", "gap_pipeline.sweep", "queue", "--corpora", "github", "--indices", "1-2")
     # The workers outlive `queue start` and would hold a captured stdout open: send their output elsewhere.
@@ -189,14 +195,14 @@ def test_a_queued_sweep_runs_two_at_a_time_and_is_collected(project):
         assert "Running stage 'gap'" in log
         assert "Running stage 'prepare_model'" not in log and "Running stage 'evaluate@base-copa'" not in log
     # The report reads the experiments back: one row per finished run, the figure, the paper comparison.
-    report = project.run(sys.executable, "-m", "gap_pipeline.sweep", "collect", "--out", "reports/sweep",
+    report = project.run(sys.executable, "-m", "gap_pipeline.sweep", "collect", "--out", "metrics/sweep",
                          "--paper", str(SHARED / "paper")).stdout
     assert "paper OPT-350M: above" in report
-    rows = (project.root / "reports/sweep/runs_classification.csv").read_text().splitlines()
+    rows = (project.root / "metrics/sweep/runs_classification.csv").read_text().splitlines()
     indices = [row.split(",")[1] for row in rows if row.startswith("Git.,")]
     sampled = [json.loads(line)["source_row"] for line in texts]
     assert {str(sampled[1]), str(sampled[2])} <= set(indices)
-    assert (project.root / "reports/sweep/figure1.png").stat().st_size > 10_000
+    assert (project.root / "metrics/sweep/figure1.png").stat().st_size > 10_000
 
 
 def test_a_sweep_is_shared_through_a_git_remote_and_a_dvc_remote(project, tmp_path):
@@ -204,8 +210,6 @@ def test_a_sweep_is_shared_through_a_git_remote_and_a_dvc_remote(project, tmp_pa
     origin = tmp_path / "origin.git"
     project.run("git", "init", "-q", "--bare", str(origin))
     project.run("git", "remote", "add", "origin", str(origin))
-    project.dvc("remote", "add", "-d", "store", str(tmp_path / "dvc-store"))
-    project.commit("remotes")
     project.run("git", "push", "-q", "origin", "main")
     project.dvc("exp", "push", "origin", "gap-github-1")
     project.dvc("push", "--run-cache")

@@ -2,7 +2,7 @@
 
     python -m gap_pipeline.sweep queue --corpora github pile_cc tdec --indices 0-2
     dvc queue start -j 1            # one worker per machine on a CPU; see README for -j 2
-    python -m gap_pipeline.sweep collect --out reports/sweep
+    python -m gap_pipeline.sweep collect --out metrics/sweep
 
 Each run is an ordinary experiment (`dvc exp run --queue -S gap.corpus=... -S gap.index=...`), so DVC caches,
 shares (`dvc exp push`) and compares it like any other. Collect reads the experiments back through
@@ -97,8 +97,9 @@ def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
     for rev in _experiments(shown):
         params = _file_data(rev["data"], "params", PARAMS_FILE)
         summary = _file_data(rev["data"], "metrics", SUMMARY_FILE)
-        if not summary or "tasks" not in summary:
-            continue  # queued, running or failed: nothing to collect yet
+        if "run" not in summary:
+            continue  # queued, running, failed, or from a version of the pipeline before sweeps
+
         rows.append({
             "experiment": rev.get("name") or rev["rev"][:7],
             "rev": rev["rev"],
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                        help="another param for every experiment, as for `dvc exp run -S`")
     queue.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     collect = commands.add_parser("collect", help="per-run table, Figure 1 and the comparison with the paper")
-    collect.add_argument("--out", type=Path, default=Path("reports/sweep"), help="folder for the report")
+    collect.add_argument("--out", type=Path, default=Path("metrics/sweep"), help="folder for the report")
     collect.add_argument("--paper", type=Path, default=Path("../shared/paper"),
                          help="folder with the paper's gap_runs_{classification,dialog}.csv")
     args = parser.parse_args(argv)
