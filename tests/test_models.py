@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import LlamaForCausalLM
 
 from gap_pipeline.models import (
     MODEL_INFO_FILE,
@@ -66,7 +67,10 @@ def test_load_model_refuses_pickle_checkpoints(tmp_path, tiny_model, tiny_tokeni
         load_model(legacy, torch.device("cpu"), torch.float32)
 
 
-def test_remote_code_does_not_run_unless_a_param_allows_it(tmp_path, tiny_model_dir):
+def test_remote_code_does_not_run_unless_a_param_allows_it(tmp_path, tiny_model_dir, monkeypatch):
+    # Loading remote code registers its class (here Llama itself) for auto classes, process-wide; undo that
+    # after the test, or every later save_pretrained of a Llama tries to copy remote code along.
+    monkeypatch.setattr(LlamaForCausalLM, "_auto_class", None)
     # A model directory whose config asks transformers to import its own Python file.
     marker = tmp_path / "code_ran"
     (tiny_model_dir / "modeling_custom.py").write_text(
