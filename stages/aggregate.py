@@ -1,12 +1,14 @@
 """DVC stage aggregate: summary.json, the paper's per-run CSVs and plot data from every task's metrics."""
 
+import _checkout  # noqa: F401, I001  (first: the package below comes from this checkout)
 import argparse
 from pathlib import Path
 
+from gap_pipeline.benchmarks import FAMILIES
 from gap_pipeline.cli import run_stage
 from gap_pipeline.outputs import read_json, read_jsonl, write_json, write_table
 from gap_pipeline.params import load_params
-from gap_pipeline.reporting import KINDS, load_scores, paper_row, score_table, summarize
+from gap_pipeline.reporting import load_scores, paper_row, score_table, summarize
 
 
 def main() -> None:
@@ -26,7 +28,7 @@ def main() -> None:
     kept = read_json(args.train)["steps"]
     summary = summarize(base, gap, references) | {"run": {"source_row": run["index"], "kept_step": kept}}
     write_json(args.out / "summary.json", summary)
-    for kind in KINDS:
+    for kind in FAMILIES:
         rows = [paper_row(base, kind, epoch=0, **run), paper_row(gap, kind, epoch=kept, **run)]
         write_table(args.out / f"runs_{kind}.csv", rows, list(rows[0]), delimiter=",")
     write_table(args.out / "scores.tsv", score_table(base, gap), ["task", "model", "metric", "score"])

@@ -1,5 +1,6 @@
 """DVC stage evaluate@<model>-<task>: score one model on one zero-shot task through lm-eval."""
 
+import _checkout  # noqa: F401, I001  (first: the package below comes from this checkout)
 import argparse
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """DVC stage gap: post-train the prepared model by gradient ascent on text `gap.index` of `gap.corpus`."""
 
+import _checkout  # noqa: F401, I001  (first: the package below comes from this checkout)
 import argparse
 from pathlib import Path
 

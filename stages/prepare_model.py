@@ -1,6 +1,7 @@
 """DVC stages prepare_model and prepare_reference@<name>: write a model as a safetensors directory plus
 model_info.json; `model.name` (the model GAP post-trains) unless `--reference` names a reference model."""
 
+import _checkout  # noqa: F401, I001  (first: the package below comes from this checkout)
 import argparse
 import tempfile
 from pathlib import Path

@@ -1,5 +1,6 @@
 """DVC stage sample_corpus@<name>: draw `n` random texts (seeded) from one corpus into a JSONL file."""
 
+import _checkout  # noqa: F401, I001  (first: the package below comes from this checkout)
 import argparse
 from pathlib import Path
 

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from safetensors.torch import load_file
 
-from tests.conftest import SHARED, StageDir
+from tests.conftest import StageDir
 
 TIMING_KEYS = {"seconds_per_step", "tokens_per_second", "total_seconds", "seconds"}
 
@@ -140,7 +140,6 @@ def test_two_runs_with_the_same_params_give_identical_results(stage_dir, tiny_ba
 
 
 def test_two_evaluations_with_the_same_params_give_identical_scores(stage_dir, tiny_base):
-    stage_dir.set("eval.data_dir", str(SHARED / "benchmarks"))
     stage_dir.set("eval.tasks", {"copa": {"split": "validation", "limit": 6}})
     records = []
     for run in ("a", "b"):

@@ -12,6 +12,7 @@ import torch
 
 from gap_pipeline.ascent import encode_text, text_loss
 from gap_pipeline.models import load_model
+from gap_pipeline.sweep import experiment_revs, file_data
 from tests.conftest import SHARED
 from tests.dvc_project import DvcProject
 
@@ -147,16 +148,10 @@ def test_a_stage_killed_mid_write_leaves_nothing_and_reruns_cleanly(project):
 
 def _experiments(project) -> dict[str, dict]:
     """`dvc exp show --json` as {experiment name: {"params": params.yaml, "train": metrics/gap/train.json}}."""
-    found = {}
-    for commit in json.loads(project.dvc("exp", "show", "--json").stdout):
-        for exp in commit.get("experiments") or []:
-            for rev in exp["revs"]:
-                data = rev["data"]
-                found[rev.get("name") or data.get("name")] = {
-                    "params": data["params"]["params.yaml"]["data"],
-                    "train": data["metrics"]["metrics/gap/train.json"]["data"],
-                }
-    return found
+    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
+    return {rev["name"]: {"params": file_data(rev["data"], "params", "params.yaml"),
+                          "train": file_data(rev["data"], "metrics", "metrics/gap/train.json")}
+            for rev in experiment_revs(shown)}
 
 
 def _dvc_store(project) -> str:

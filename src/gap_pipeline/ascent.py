@@ -88,13 +88,14 @@ def _within(loss: float, ceiling: float | None) -> bool:
     return math.isfinite(loss) and (ceiling is None or loss <= ceiling)
 
 
-def _snapshot(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+def snapshot_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every parameter, to put back later with ``restore_weights``."""
     # On the CPU, so keeping a fallback costs host memory, not scarce accelerator memory.
     return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
 
 
 @torch.no_grad()
-def _restore(model: PreTrainedModel, snapshot: dict[str, torch.Tensor]) -> None:
+def restore_weights(model: torch.nn.Module, snapshot: dict[str, torch.Tensor]) -> None:
     for name, p in model.named_parameters():
         p.copy_(snapshot[name])
 
@@ -135,14 +136,14 @@ def gradient_ascent(
                 )
             result.diverged_step, result.diverged_loss = step, value
             if accepted is not None:
-                _restore(model, accepted)
+                restore_weights(model, accepted)
             break
         log = StepLog(step, value, seconds, None if seconds is None else input_ids.numel() / seconds)
         result.logs.append(log)
         if step < steps:
             # The optimizer minimises; negating the loss makes it climb the text's loss instead.
             (-loss).backward()
-            accepted = _snapshot(model)
+            accepted = snapshot_weights(model)
         if on_step is not None:
             hook_start = time.perf_counter()
             on_step(log, model)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gap_pipeline.benchmarks import ALL_TASKS, DIALOGUE_TASKS, MULTIPLE_CHOICE_TASKS
+from gap_pipeline.benchmarks import ALL_TASKS, FAMILIES
 from gap_pipeline.errors import ParamsError
 
 DEFAULT_PARAMS_FILE = "params.yaml"
@@ -71,12 +71,11 @@ class SelectParams(_Section):
         if self.examples < 1:
             raise ValueError(f"gap.select.examples = {self.examples}: criterion {self.criterion!r} needs at "
                              "least 1 example per task; use criterion 'last' to skip selection")
-        families = {"dialog": DIALOGUE_TASKS, "classification": MULTIPLE_CHOICE_TASKS}
-        needed = list(families) if self.criterion == "both" else [self.criterion]
+        needed = list(FAMILIES) if self.criterion == "both" else [self.criterion]
         for family in needed:
-            if not set(families[family]) & set(self.tasks):
+            if not set(FAMILIES[family]) & set(self.tasks):
                 raise ValueError(f"gap.select.criterion = {self.criterion!r} needs a {family} task in "
-                                 f"gap.select.tasks (one of {list(families[family])}), got {self.tasks}")
+                                 f"gap.select.tasks (one of {list(FAMILIES[family])}), got {self.tasks}")
         return self
 
 

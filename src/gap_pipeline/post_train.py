@@ -16,7 +16,7 @@ from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
 from gap_pipeline.outputs import atomic_path, read_jsonl, write_json, write_table
 from gap_pipeline.params import Params
 from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
-from gap_pipeline.selection import FAMILIES, BestStep, selection_columns
+from gap_pipeline.selection import BestStep, selection_columns
 
 RUN_INFO_FILE = "gap_run.json"
 
@@ -66,19 +66,12 @@ def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path
     input_ids = encode_text(tokenizer, doc["text"], gap.max_length, doc["doc_id"]).to(device)
 
     best = None if gap.select.criterion == "last" else BestStep.for_model(params, model, tokenizer)
-    on_step = None if best is None else best.on_step
-    result = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas, gap.loss_ceiling, on_step=on_step)
-    kept = result.kept_step
-    if best is not None:
-        best.restore(model)
-        kept = best.best_step
+    result = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas, gap.loss_ceiling,
+                             on_step=best and best.on_step)
+    kept = result.kept_step if best is None else best.restore(model)
     summary = summarize(result, input_ids.numel(), kept)
     if best is not None:
-        start = best.curve[0]
-        summary["selection"] = {
-            "criterion": gap.select.criterion, "best": best.best_value,
-            **{f"{f}_gain": best.curve[kept][f] - start[f] for f in FAMILIES if f in start},
-        }
+        summary["selection"] = best.summary()
     summary |= {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
 
     base_info = (model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8")

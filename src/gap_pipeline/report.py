@@ -16,8 +16,9 @@ matplotlib.use("Agg")  # files only: no display on a CI runner
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from gap_pipeline.benchmarks import FAMILIES  # noqa: E402
 from gap_pipeline.outputs import atomic_path, write_table  # noqa: E402
-from gap_pipeline.reporting import KINDS, PAPER_CORPUS_LABELS, kind_average, paper_row  # noqa: E402
+from gap_pipeline.reporting import corpus_label, kind_average, paper_row  # noqa: E402
 
 KIND_TITLES = {"dialog": "Dialogue tasks: unigram F1 average", "classification": "Classification: accuracy average"}
 
@@ -42,12 +43,12 @@ def per_run_table(runs: list[dict[str, Any]], kind: str) -> pd.DataFrame:
 def compare_with_paper(runs: list[dict[str, Any]], paper_dir: Path) -> pd.DataFrame:
     """Per kind and corpus: the share of runs above their baseline and the mean gain, ours beside the paper's."""
     ours = [
-        {"kind": kind, "corpus": PAPER_CORPUS_LABELS.get(run["corpus"], run["corpus"]), "who": run["model"],
+        {"kind": kind, "corpus": corpus_label(run["corpus"]), "who": run["model"],
          "gain": kind_average(run["gap"], kind) - kind_average(run["base"], kind)}
-        for run in runs for kind in KINDS
+        for run in runs for kind in FAMILIES
     ]
     theirs = []
-    for kind in KINDS:
+    for kind in FAMILIES:
         paper = pd.read_csv(paper_dir / f"gap_runs_{kind}.csv")
         baselines = paper_baselines(paper)
         for row in paper.itertuples():
@@ -74,13 +75,13 @@ def figure_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The dots and lines of Figure 1 as one long table (`dvc plots` data): one row per run and kind."""
     points = []
     for run in runs:
-        corpus = PAPER_CORPUS_LABELS.get(run["corpus"], run["corpus"])
-        for kind in KINDS:
+        corpus = corpus_label(run["corpus"])
+        for kind in FAMILIES:
             points.append({"kind": kind, "series": f"GAP {run['model']}", "corpus": corpus,
                            "index": run["source_row"], "epoch": run["epoch"],
                            "score": kind_average(run["gap"], kind)})
     for model, run in {run["model"]: run for run in runs}.items():
-        for kind in KINDS:
+        for kind in FAMILIES:
             points.append({"kind": kind, "series": f"baseline {model}", "corpus": "", "index": "", "epoch": 0,
                            "score": kind_average(run["base"], kind)})
             for name, averages in run["reference"].items():
@@ -94,8 +95,8 @@ def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
     frame = pd.DataFrame(points)
     dots = frame[frame["series"].str.startswith("GAP")]
     corpora = sorted(dots["corpus"].unique())
-    fig, axes = plt.subplots(1, len(KINDS), figsize=(5.5 * len(KINDS), 4.2))
-    for ax, kind in zip(axes, KINDS, strict=True):
+    fig, axes = plt.subplots(1, len(FAMILIES), figsize=(5.5 * len(FAMILIES), 4.2))
+    for ax, kind in zip(axes, FAMILIES, strict=True):
         mine = dots[dots["kind"] == kind]
         for x, corpus in enumerate(corpora):
             ys = mine[mine["corpus"] == corpus]["score"].to_numpy()
@@ -121,7 +122,7 @@ def write_report(runs: list[dict[str, Any]], out_dir: Path, paper_dir: Path) -> 
     """Write runs_<kind>.csv, figure1.png, figure1.tsv and comparison.csv; return the comparison as text."""
     if not runs:
         return "no finished experiments to collect: `dvc exp show` lists none with metrics/summary/summary.json"
-    for kind in KINDS:
+    for kind in FAMILIES:
         table = per_run_table(runs, kind)
         write_table(out_dir / f"runs_{kind}.csv", table.to_dict("records"), list(table.columns), delimiter=",")
     points = figure_points(runs)

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from gap_pipeline.benchmarks import DIALOGUE_TASKS, MAIN_METRIC, MULTIPLE_CHOICE_TASKS
+from gap_pipeline.benchmarks import DIALOGUE_TASKS, FAMILIES, MAIN_METRIC
 from gap_pipeline.outputs import read_json
 
 # Column names of the GAP authors' released per-run tables (../shared/paper/).
@@ -21,7 +21,11 @@ PAPER_COLUMNS = {
     **{task: f"{task}/f1" for task in DIALOGUE_TASKS},
 }
 PAPER_CORPUS_LABELS = {"github": "Git.", "pile_cc": "CC", "tdec": "TDEC"}
-KINDS = {"classification": MULTIPLE_CHOICE_TASKS, "dialog": DIALOGUE_TASKS}
+
+
+def corpus_label(corpus: str) -> str:
+    """The paper's name for one of its corpora (Git., CC, TDEC); any other corpus keeps its own name."""
+    return PAPER_CORPUS_LABELS.get(corpus, corpus)
 
 
 def load_scores(metrics_dir: Path) -> dict[str, float]:
@@ -35,7 +39,7 @@ def load_scores(metrics_dir: Path) -> dict[str, float]:
 
 def kind_average(scores: dict[str, float], kind: str) -> float | None:
     """The paper's average over one kind of task; None when none of them was scored."""
-    values = [scores[t] for t in KINDS[kind] if t in scores]
+    values = [scores[t] for t in FAMILIES[kind] if t in scores]
     return statistics.fmean(values) if values else None
 
 
@@ -54,23 +58,23 @@ def summarize(
         for task in MAIN_METRIC if task in base or task in gap
     }
     averages = {}
-    for kind, members in KINDS.items():
+    for kind, members in FAMILIES.items():
         b, g = kind_average(base, kind), kind_average(gap, kind)
         averages[kind] = {"base": b, "gap": g, "delta": _delta(g, b),
                           "tasks": sum(t in base and t in gap for t in members)}
     summary = {"averages": averages, "tasks": tasks}
     if references:
-        summary["reference"] = {name: {kind: kind_average(scores, kind) for kind in KINDS}
+        summary["reference"] = {name: {kind: kind_average(scores, kind) for kind in FAMILIES}
                                 for name, scores in references.items()}
     return summary
 
 
 def paper_row(scores: dict[str, float], kind: str, corpus: str, index: Any, epoch: int, model: str) -> dict:
     """One run in the paper's per-run format: corpora,index,epoch,average,model,<task columns>."""
-    row = {"corpora": PAPER_CORPUS_LABELS.get(corpus, corpus), "index": index, "epoch": epoch,
+    row = {"corpora": corpus_label(corpus), "index": index, "epoch": epoch,
            "average": kind_average(scores, kind), "model": model}
     # The released tables order task columns alphabetically by column name.
-    return row | {PAPER_COLUMNS[t]: scores.get(t) for t in sorted(KINDS[kind], key=PAPER_COLUMNS.__getitem__)}
+    return row | {PAPER_COLUMNS[t]: scores.get(t) for t in sorted(FAMILIES[kind], key=PAPER_COLUMNS.__getitem__)}
 
 
 def score_table(base: dict[str, float], gap: dict[str, float]) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ stages; the task objects are built once and re-scored at every step.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +16,11 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.evaluator import evaluate
 
-from gap_pipeline.benchmarks import DIALOGUE_TASKS, MAIN_METRIC, MULTIPLE_CHOICE_TASKS
+from gap_pipeline.ascent import restore_weights, snapshot_weights
+from gap_pipeline.benchmarks import FAMILIES, MAIN_METRIC
 from gap_pipeline.errors import ParamsError
 from gap_pipeline.params import Params, SelectParams
-
-FAMILIES = {"classification": MULTIPLE_CHOICE_TASKS, "dialog": DIALOGUE_TASKS}
+from gap_pipeline.reporting import kind_average
 
 
 def check_disjoint(task: str, split_size: int, examples: int, limit: int | None) -> None:
@@ -71,12 +70,8 @@ class SelectionSlice:
 
 def family_averages(scores: dict[str, float]) -> dict[str, float]:
     """The paper's two averages over whichever of the slice's tasks belong to each family."""
-    averages = {}
-    for family, members in FAMILIES.items():
-        values = [scores[t] for t in members if t in scores]
-        if values:
-            averages[family] = statistics.fmean(values)
-    return averages
+    averages = {family: kind_average(scores, family) for family in FAMILIES}
+    return {family: average for family, average in averages.items() if average is not None}
 
 
 def criterion_value(criterion: str, averages: dict[str, float], start: dict[str, float]) -> float:
@@ -100,19 +95,17 @@ class BestStep:
     curve: list[dict[str, Any]] = field(default_factory=list)
     best_step: int | None = None
     best_value: float | None = None
-    _start: dict[str, float] | None = None
     _weights: dict[str, torch.Tensor] | None = None
 
     def observe(self, step: int, scores: dict[str, float], model: torch.nn.Module) -> None:
         averages = family_averages(scores)
-        if self._start is None:
-            self._start = averages
-        value = criterion_value(self.select.criterion, averages, self._start)
+        start = self.curve[0] if self.curve else averages  # step 0's row holds its averages
+        value = criterion_value(self.select.criterion, averages, start)
         self.curve.append({"step": step, "criterion": value, **averages, **scores})
         # Strictly better only: on a tie the earlier step wins (fewer updates, nearer the untouched model).
         if self.best_value is None or value > self.best_value:
             self.best_step, self.best_value = step, value
-            self._weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            self._weights = snapshot_weights(model)
 
     @classmethod
     def for_model(cls, params: Params, model: torch.nn.Module, tokenizer: Any) -> BestStep:
@@ -131,10 +124,16 @@ class BestStep:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in self.curve[-1].items() if k in FAMILIES or k == "criterion")
         print(f"step {log.step}: loss {log.loss:.3f}; selection slice: {shown}", flush=True)
 
-    @torch.no_grad()
-    def restore(self, model: torch.nn.Module) -> None:
-        if self._weights is not None:
-            model.load_state_dict(self._weights)
+    def restore(self, model: torch.nn.Module) -> int:
+        """Put the best step's weights back into ``model``; returns that step."""
+        restore_weights(model, self._weights)
+        return self.best_step
+
+    def summary(self) -> dict[str, Any]:
+        """train.json's ``selection``: the criterion, its best value, the kept step's gains over step 0 on the slice."""
+        start, kept = self.curve[0], self.curve[self.best_step]
+        return {"criterion": self.select.criterion, "best": self.best_value,
+                **{f"{f}_gain": kept[f] - start[f] for f in FAMILIES if f in start}}
 
 
 def selection_columns(select: SelectParams) -> list[str]:

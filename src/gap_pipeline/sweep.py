@@ -78,7 +78,7 @@ def _run(command: list[str]) -> str:
     return result.stdout
 
 
-def _experiments(shown: list[dict]) -> Iterable[dict]:
+def experiment_revs(shown: list[dict]) -> Iterable[dict]:
     """Every experiment under every baseline commit of `dvc exp show --json`, with its name and data."""
     for baseline in shown:
         for experiment in baseline.get("experiments") or []:
@@ -87,16 +87,17 @@ def _experiments(shown: list[dict]) -> Iterable[dict]:
                     yield rev
 
 
-def _file_data(data: dict, section: str, path: str) -> dict:
+def file_data(data: dict, section: str, path: str) -> dict:
+    """One params or metrics file's values from an experiment's `data` in `dvc exp show --json` ({} if absent)."""
     return ((data.get(section) or {}).get(path) or {}).get("data") or {}
 
 
 def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
     """One row per finished experiment: its params, the kept step, and both models' per-task scores."""
     rows = []
-    for rev in _experiments(shown):
-        params = _file_data(rev["data"], "params", PARAMS_FILE)
-        summary = _file_data(rev["data"], "metrics", SUMMARY_FILE)
+    for rev in experiment_revs(shown):
+        params = file_data(rev["data"], "params", PARAMS_FILE)
+        summary = file_data(rev["data"], "metrics", SUMMARY_FILE)
         if "run" not in summary:
             continue  # queued, running, failed, or from a version of the pipeline before sweeps
 
