@@ -84,6 +84,19 @@ def test_experiments_are_read_back_and_unfinished_ones_skipped():
     assert row["gap"]["piqa"] == 0.52 and row["base"]["wizard_of_wikipedia"] == pytest.approx(0.1)
 
 
+def test_a_grid_point_run_again_with_the_same_params_counts_once_the_newest():
+    older = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3)})
+    newer = _exp_show({"gap-github-1": _summary(0.5, 0.4, 2)})
+    for shown, stamp in ((older, "2026-11-22T10:00:00"), (newer, "2026-11-23T10:00:00")):
+        shown[1]["experiments"][0]["revs"][0]["data"]["timestamp"] = stamp
+    for shown in ([*newer, *older[1:]], [*older, *newer[1:]]):  # two baseline commits, in either order
+        assert [(row["epoch"], row["gap"]["piqa"]) for row in run_rows(shown)] == [(2, 0.4)]
+
+    other = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3)})
+    other[1]["experiments"][0]["revs"][0]["data"]["params"]["params.yaml"]["data"]["gap"]["steps"] = 15
+    assert len(run_rows([*newer, *other[1:]])) == 2  # another param: another run
+
+
 def test_paper_baselines_are_the_published_ones():
     for kind, published in (("classification", {"350M": 0.4572, "1.3B": 0.5075, "2.7B": 0.5173}),
                             ("dialog", {"350M": 0.1174, "1.3B": 0.1299, "2.7B": 0.1353})):

@@ -92,14 +92,32 @@ def file_data(data: dict, section: str, path: str) -> dict:
     return ((data.get(section) or {}).get(path) or {}).get("data") or {}
 
 
-def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
-    """One row per finished experiment: its params, the kept step, and both models' per-task scores."""
-    rows = []
+def _timestamp(rev: dict) -> str:
+    return str(rev["data"].get("timestamp") or "")  # ISO 8601: sorts as text
+
+
+def latest_per_params(shown: list[dict]) -> list[dict]:
+    """Each finished experiment's rev, keeping only the newest of those with identical params.
+
+    `--all-commits` lists the experiments of every baseline commit, so a grid point queued again after a code
+    change would otherwise count twice; runs that differ in any param (another `gap.steps`, say) all count.
+    """
+    newest: dict[str, dict] = {}
     for rev in experiment_revs(shown):
+        if "run" not in file_data(rev["data"], "metrics", SUMMARY_FILE):
+            continue  # queued, running, failed, or from a version of the pipeline before sweeps
+        key = json.dumps(file_data(rev["data"], "params", PARAMS_FILE), sort_keys=True, default=str)
+        if key not in newest or _timestamp(rev) > _timestamp(newest[key]):
+            newest[key] = rev
+    return list(newest.values())
+
+
+def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
+    """One row per finished experiment (the newest of identical reruns): params, kept step, per-task scores."""
+    rows = []
+    for rev in latest_per_params(shown):
         params = file_data(rev["data"], "params", PARAMS_FILE)
         summary = file_data(rev["data"], "metrics", SUMMARY_FILE)
-        if "run" not in summary:
-            continue  # queued, running, failed, or from a version of the pipeline before sweeps
 
         rows.append({
             "experiment": rev.get("name") or rev["rev"][:7],
