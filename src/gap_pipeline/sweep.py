@@ -131,7 +131,8 @@ def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
             "gap": {task: s["gap"] for task, s in summary["tasks"].items()},
             "reference": summary.get("reference", {}),
         })
-    return rows
+    # A fixed order, so the report's files change in git only when a run does.
+    return sorted(rows, key=lambda row: (row["model"], row["corpus"], row["index"], row["experiment"]))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
