@@ -67,7 +67,7 @@ def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path
 
     best = None if gap.select.criterion == "last" else BestStep.for_model(params, model, tokenizer)
     result = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas, gap.loss_ceiling,
-                             on_step=best and best.on_step)
+                             on_step=None if best is None else best.on_step)
     kept = result.kept_step if best is None else best.restore(model)
     summary = summarize(result, input_ids.numel(), kept)
     if best is not None:

@@ -118,7 +118,6 @@ def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
     for rev in latest_per_params(shown):
         params = file_data(rev["data"], "params", PARAMS_FILE)
         summary = file_data(rev["data"], "metrics", SUMMARY_FILE)
-
         rows.append({
             "experiment": rev.get("name") or rev["rev"][:7],
             "rev": rev["rev"],
