@@ -7,8 +7,9 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
+from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-from gap_pipeline.fast_lm import FastLM, fit_context, group_by_context
+from gap_pipeline.fast_lm import FastLM, fit_context, group_by_context, is_left_padded, merge_rows, split_rows
 
 
 def _words(rng: random.Random, n: int) -> str:
@@ -79,3 +80,66 @@ def test_contexts_are_grouped_after_fitting_the_window():
 
 def test_registered_under_its_lm_eval_name():
     assert get_model("gap-fast") is FastLM
+
+
+def _dialogue_requests(rng: random.Random, lengths: list[int]) -> list[Instance]:
+    return [Instance("generate_until", {}, (_words(rng, n), {"until": ["w3"], "max_gen_toks": 6, "do_sample": False}),
+                     idx=0) for n in lengths]
+
+
+def test_a_generated_prompt_is_not_read_again_for_its_loglikelihood(models):
+    """The dialogue tasks score the gold reply on the prompt they just generated from: the kept prompt serves it."""
+    hflm, fast = models
+    prompts = _dialogue_requests(random.Random(2), [5, 11, 3, 8])
+    assert fast.generate_until(prompts) == hflm.generate_until(prompts)
+    assert len(fast._prompts) == len(prompts)
+    replies = [Instance("loglikelihood", {}, (r.args[0], " w7 w8 w9"), idx=0) for r in prompts]
+    reads: list[int] = []
+    fast._read = lambda rows, read=fast._read: reads.append(len(rows)) or read(rows)
+    got, expected = fast.loglikelihood(replies), hflm.loglikelihood(replies)
+    assert reads == [] and fast._prompts == {}
+    for (ll, greedy), (ll_ref, greedy_ref) in zip(got, expected, strict=True):
+        assert ll == pytest.approx(ll_ref, abs=1e-4)
+        assert greedy == greedy_ref
+
+
+def test_no_prompt_is_kept_beyond_the_memory_budget(tiny_model, tiny_tokenizer):
+    tiny_model.eval()
+    fast = FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, batch_size=3, prompt_cache_gb=0)
+    fast.generate_until(_dialogue_requests(random.Random(2), [5, 11]))
+    assert fast._prompts == {}
+
+
+def test_split_and_merge_give_back_the_rows():
+    rng = torch.Generator().manual_seed(0)
+    rows = [[(torch.randn(1, 2, n, 4, generator=rng), torch.randn(1, 2, n, 4, generator=rng)) for _ in range(3)]
+            for n in (5, 2, 7)]
+    cache, mask = merge_rows(rows, config=None)
+    assert mask.sum(-1).tolist() == [5, 2, 7] and is_left_padded(mask)
+    back = split_rows(cache, [5, 2, 7])
+    for row, row_back in zip(rows, back, strict=True):
+        for (k, v), (k_back, v_back) in zip(row, row_back, strict=True):
+            assert torch.equal(k, k_back) and torch.equal(v, v_back)
+    assert not is_left_padded(torch.tensor([[1, 1, 0]]))
+
+
+def test_sliding_window_model_generates_as_hflm(tiny_tokenizer):
+    """Gemma-3 keeps only a window of recent positions in some layers: prompts longer than it take HFLM's path."""
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, sliding_window=10, max_position_embeddings=128,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    hflm = HFLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
+    fast = FastLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
+    short = _dialogue_requests(random.Random(3), [4, 7, 2])
+    assert fast.generate_until(short) == hflm.generate_until(short)
+    assert len(fast._prompts) == len(short)  # within the window: read unpadded and kept
+    replies = [Instance("loglikelihood", {}, (r.args[0], " w7 w8"), idx=0) for r in short]
+    for (ll, _), (ll_ref, _) in zip(fast.loglikelihood(replies), hflm.loglikelihood(replies), strict=True):
+        assert ll == pytest.approx(ll_ref, abs=1e-4)
+    long = _dialogue_requests(random.Random(4), [12, 30, 5])
+    assert fast.generate_until(long) == hflm.generate_until(long)
+    assert fast._prompts == {}  # longer than the window: read as HFLM pads them, nothing kept

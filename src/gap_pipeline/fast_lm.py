@@ -4,14 +4,17 @@ HFLM scores a multiple-choice question by running context + choice once per choi
 position onto the vocabulary. Here each distinct context runs once and its key/value cache is shared by all
 of its choices, and only the positions that are scored are projected onto the vocabulary (for Gemma-3's
 262k-token vocabulary that projection is most of the model). Greedy generation keeps a KV cache too and drops
-each row from the batch as soon as it reaches a stop string. Tokenization, truncation, request handling and
-post-processing are HFLM's own (this is a subclass), so the predictions are the same up to float rounding.
+each row from the batch as soon as it reaches a stop string; its prompts run unpadded, and their caches are kept
+(within a memory budget) so that a later log-likelihood request on the same prompt, such as the dialogue tasks'
+gold-reply loss, runs only its continuation. Tokenization, truncation, request handling and post-processing are
+HFLM's own (this is a subclass), so the predictions are the same up to float rounding.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,6 +22,7 @@ import torch.nn.functional as F
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
 Request = tuple[tuple[str, str], list[int], list[int]]
 
@@ -58,6 +62,13 @@ def positions_of(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def is_left_padded(mask: torch.Tensor) -> bool:
+    """Whether every row's real tokens are its last ones, as HFLM pads a decoder-only model's prompts."""
+    width = mask.shape[-1]
+    expected = torch.arange(width, device=mask.device) >= width - mask.sum(-1, keepdim=True)
+    return bool((mask.bool() == expected).all())
+
+
 def length_chunks(lengths: Sequence[int], max_rows: int | None = None, pass_cost: int = 48) -> list[list[int]]:
     """Indices of ``lengths`` cut into chunks that minimise padded tokens plus ``pass_cost`` per chunk.
 
@@ -81,9 +92,81 @@ def length_chunks(lengths: Sequence[int], max_rows: int | None = None, pass_cost
     return chunks[::-1]
 
 
+LayerKV = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PromptState:
+    """One prompt after the model has read it: each layer's keys and values (no padding) and the last hidden state.
+
+    It is all a continuation needs: the next token's distribution comes from ``last_hidden``, and the tokens
+    after it attend to ``layers``.
+    """
+
+    layers: list[LayerKV]
+    last_hidden: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        return self.layers[0][0].shape[-2]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(k.nbytes + v.nbytes for k, v in self.layers) + self.last_hidden.nbytes
+
+
+def split_rows(cache: Any, lengths: Sequence[int]) -> list[list[LayerKV]] | None:
+    """Each left-padded row's keys and values without its padding, copied out of a batch's cache.
+
+    None when the cache cannot be split: not a ``DynamicCache``, or a layer holds fewer positions than the
+    batch (a sliding-window layer has already dropped the oldest ones).
+    """
+    width = max(lengths)
+    layers = getattr(cache, "layers", None)
+    if not isinstance(cache, DynamicCache) or not layers or any(
+        getattr(layer, "keys", None) is None or layer.keys.shape[-2] != width for layer in layers
+    ):
+        return None
+    return [
+        [(layer.keys[i : i + 1, :, width - n :].clone(), layer.values[i : i + 1, :, width - n :].clone())
+         for layer in layers]
+        for i, n in enumerate(lengths)
+    ]
+
+
+def merge_rows(rows: Sequence[Sequence[LayerKV]], config: Any) -> tuple[DynamicCache, torch.Tensor]:
+    """One left-padded batch cache from per-row keys and values, and its attention mask."""
+    lengths = [row[0][0].shape[-2] for row in rows]
+    width = max(lengths)
+    data = []
+    for layer in range(len(rows[0])):
+        merged = []
+        for part in (0, 1):  # keys, values
+            first = rows[0][layer][part]
+            out = first.new_zeros((len(rows), first.shape[1], width, first.shape[3]))
+            for i, row in enumerate(rows):
+                out[i, :, width - lengths[i] :] = row[layer][part][0]
+            merged.append(out)
+        data.append(tuple(merged))
+    mask = torch.zeros((len(rows), width), dtype=torch.long, device=rows[0][0][0].device)
+    for i, n in enumerate(lengths):
+        mask[i, width - n :] = 1
+    return DynamicCache(ddp_cache_data=data, config=config), mask
+
+
 @register_model("gap-fast")
 class FastLM(HFLM):
     """HFLM with shared-context scoring, scored-position-only vocabulary projection and early-stopping generation."""
+
+    def __init__(self, *args: Any, prompt_cache_gb: float = 2.0, **kwargs: Any):
+        """``prompt_cache_gb``: host memory for the prompts kept after generation (0 keeps none).
+
+        lm-eval's CLI passes it as ``--model_args prompt_cache_gb=4``. Beyond the budget, prompts are simply
+        read again when asked about; the answers are the same either way.
+        """
+        super().__init__(*args, **kwargs)
+        self.prompt_cache_bytes = int(float(prompt_cache_gb) * 1024**3)
+        self._prompts: dict[tuple[int, ...], PromptState] = {}
 
     # ----- shared pieces ------------------------------------------------------------------------------------
     def _decoder(self, **inputs: Any):
@@ -101,29 +184,46 @@ class FastLM(HFLM):
                 logits = torch.tanh(logits / cap) * cap
             return F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
 
+    def _read(self, rows: Sequence[Sequence[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """One pass over left-padded ``rows``: their cache, attention mask and last hidden states."""
+        ids, mask, positions = left_pad(rows, self._pad_id(), self.device)
+        body = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions)
+        return body.past_key_values, mask, body.last_hidden_state[:, -1]
+
+    def _merge(self, states: Sequence[PromptState]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """Kept prompts as one batch, as ``_read`` would return it."""
+        cache, mask = merge_rows([s.layers for s in states], self.model.config)
+        return cache, mask, torch.stack([s.last_hidden for s in states])
+
     # ----- multiple choice: loglikelihood -------------------------------------------------------------------
     def _loglikelihood_tokens(
         self, requests: list[Request], disable_tqdm: bool = False, override_bs: int | None = None
     ) -> list[tuple[float, bool]]:
         groups = group_by_context(requests, self.max_length)
-        contexts = list(groups)
+        kept = {c: self._prompts.pop(c) for c in groups if c in self._prompts}  # read during generation
+        fresh = [c for c in groups if c not in kept]
         per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring choices (shared context)")
         # Contexts of similar length share a pass, so little of it is padding; the longest go first.
-        for chunk in length_chunks([len(c) for c in contexts], max_rows=per_batch):
-            bar.update(self._score_contexts([contexts[i] for i in chunk], groups, requests, results))
+        for chunk in length_chunks([len(c) for c in fresh], max_rows=per_batch):
+            contexts = [fresh[i] for i in chunk]
+            bar.update(self._score_contexts(contexts, self._read(contexts), groups, requests, results))
+        reused = sorted(kept, key=len)
+        for first in range(0, len(reused), per_batch):
+            contexts = reused[first : first + per_batch]
+            bar.update(self._score_contexts(contexts, self._merge([kept[c] for c in contexts]), groups, requests,
+                                            results))
         bar.close()
         for (request_str, _, _), answer in zip(requests, results, strict=True):
             if request_str is not None:
                 self.cache_hook.add_partial("loglikelihood", request_str, answer)
         return results  # type: ignore[return-value]
 
-    def _score_contexts(self, contexts, groups, requests, results) -> int:
-        """Score every request of ``contexts``: one pass over the contexts, one over all their continuations."""
-        ids, mask, positions = left_pad(contexts, self._pad_id(), self.device)
-        body = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions)
-        first = self._project(body.last_hidden_state[:, -1])  # predicts each continuation's first token
+    def _score_contexts(self, contexts, read, groups, requests, results) -> int:
+        """Score every request of ``contexts``, already read into ``read``: one pass over all their continuations."""
+        cache, mask, last_hidden = read
+        first = self._project(last_hidden)  # predicts each continuation's first token
         rows = [(c, i) for c, context in enumerate(contexts) for i in groups[context]]
         continuations = [requests[i][2] for _, i in rows]
         # Continuations differ in length: run them in chunks of similar length so little is padding.
@@ -132,8 +232,8 @@ class FastLM(HFLM):
         chunks = length_chunks([len(cont) - 1 for cont in continuations])
         rest: dict[int, torch.Tensor] = {}
         for n, chunk in enumerate(chunks):
-            cache = body.past_key_values if n == len(chunks) - 1 else copy.deepcopy(body.past_key_values)
-            rest.update(self._score_rest(cache, mask, lengths, owner[chunk], [continuations[r] for r in chunk], chunk))
+            part = cache if n == len(chunks) - 1 else copy.deepcopy(cache)
+            rest.update(self._score_rest(part, mask, lengths, owner[chunk], [continuations[r] for r in chunk], chunk))
         for r, ((c, index), cont) in enumerate(zip(rows, continuations, strict=True)):
             scored = torch.cat([first[c : c + 1], rest[r]]) if len(cont) > 1 else first[c : c + 1]
             target = torch.tensor(cont, device=self.device)
@@ -163,21 +263,60 @@ class FastLM(HFLM):
         return pad if pad is not None else self.eot_token_id
 
     # ----- dialogue: greedy generation ----------------------------------------------------------------------
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        self._prompts.clear()  # keep only this call's prompts: those a following loglikelihood call may ask about
+        return super().generate_until(requests, disable_tqdm=disable_tqdm)
+
+    def _read_prompts(self, rows: Sequence[Sequence[int]]) -> list[PromptState] | None:
+        """Each prompt read in chunks of similar length, not padded to the batch's longest as HFLM pads it.
+
+        None when per-row caches cannot be had: an empty prompt, or one longer than a sliding-window layer keeps.
+        """
+        window = getattr(self.model.config.get_text_config(decoder=True), "sliding_window", None)
+        if min(map(len, rows)) == 0 or (window and max(map(len, rows)) > window - 1):
+            return None
+        states: list[PromptState | None] = [None] * len(rows)
+        for chunk in length_chunks([len(r) for r in rows]):
+            part = [rows[i] for i in chunk]
+            cache, _, last_hidden = self._read(part)
+            layers = split_rows(cache, [len(r) for r in part])
+            if layers is None:
+                return None
+            for i, row_layers, hidden in zip(chunk, layers, last_hidden, strict=True):
+                states[i] = PromptState(row_layers, hidden.clone())
+        return states  # type: ignore[return-value]
+
+    def _keep_prompts(self, rows: Sequence[Sequence[int]], states: Sequence[PromptState]) -> None:
+        """Keep read prompts, within ``prompt_cache_bytes``, for a loglikelihood request on the same prompt."""
+        used = sum(s.nbytes for s in self._prompts.values())
+        for row, state in zip(rows, states, strict=True):
+            if used + state.nbytes > self.prompt_cache_bytes:
+                break
+            self._prompts[tuple(row)] = state
+            used += state.nbytes
+
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs):
         """Greedy decoding with a KV cache; a row leaves the batch once it reaches a stop string or EOS."""
         if generation_kwargs.get("do_sample") or generation_kwargs.get("num_beams", 1) != 1:
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
         mask = generation_kwargs.get("attention_mask")
         mask = torch.ones_like(context) if mask is None else mask
-        positions = positions_of(mask)
+        rows = [context[i, mask[i].bool()].tolist() for i in range(context.shape[0])]
+        states = self._read_prompts(rows) if is_left_padded(mask) else None
+        if states is None:  # read the batch as HFLM pads it
+            body = self._decoder(input_ids=context, attention_mask=mask, position_ids=positions_of(mask))
+            cache, last_hidden = body.past_key_values, body.last_hidden_state[:, -1]
+        else:
+            self._keep_prompts(rows, states)
+            cache, mask, last_hidden = self._merge(states)
+        positions = positions_of(mask)[:, -1:]
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         new_tokens = max_length - context.shape[1]
         generated: list[list[int]] = [[] for _ in range(context.shape[0])]
         active = torch.arange(context.shape[0], device=context.device)
-        body = self._decoder(input_ids=context, attention_mask=mask, position_ids=positions)
         for step in range(new_tokens):
-            next_tokens = self._project(body.last_hidden_state[:, -1]).argmax(-1)
+            next_tokens = self._project(last_hidden).argmax(-1)
             done = []
             for row, token in zip(active.tolist(), next_tokens.tolist(), strict=True):
                 generated[row].append(token)
@@ -186,15 +325,14 @@ class FastLM(HFLM):
             keep = torch.tensor([not d for d in done], device=context.device)
             if not keep.any() or step == new_tokens - 1:
                 break
-            cache = body.past_key_values
             if not keep.all():
                 cache.batch_select_indices(keep.nonzero().squeeze(-1))
-                active, mask, next_tokens = active[keep], mask[keep], next_tokens[keep]
-                positions = positions[keep]
+                active, mask, next_tokens, positions = active[keep], mask[keep], next_tokens[keep], positions[keep]
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            positions = positions[:, -1:] + 1
+            positions = positions + 1
             body = self._decoder(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=positions,
                                  past_key_values=cache)
+            cache, last_hidden = body.past_key_values, body.last_hidden_state[:, -1]
         width = max(len(g) for g in generated)
         out = torch.full((context.shape[0], context.shape[1] + width), self._pad_id(), dtype=torch.long)
         out[:, : context.shape[1]] = context.cpu()
