@@ -88,10 +88,20 @@ def _within(loss: float, ceiling: float | None) -> bool:
     return math.isfinite(loss) and (ceiling is None or loss <= ceiling)
 
 
-def snapshot_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of every parameter, to put back later with ``restore_weights``."""
+@torch.no_grad()
+def snapshot_weights(
+    model: torch.nn.Module, into: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """A copy of every parameter, to put back later with ``restore_weights``; ``into`` reuses an earlier copy.
+
+    Reusing one saves allocating (and page-faulting in) a model's worth of memory on every step.
+    """
     # On the CPU, so keeping a fallback costs host memory, not scarce accelerator memory.
-    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
+    if into is None:
+        return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
+    for name, p in model.named_parameters():
+        into[name].copy_(p)
+    return into
 
 
 @torch.no_grad()
@@ -143,7 +153,7 @@ def gradient_ascent(
         if step < steps:
             # The optimizer minimises; negating the loss makes it climb the text's loss instead.
             (-loss).backward()
-            accepted = snapshot_weights(model)
+            accepted = snapshot_weights(model, into=accepted)
         if on_step is not None:
             hook_start = time.perf_counter()
             on_step(log, model)

@@ -29,7 +29,7 @@ from gap_pipeline.fast_lm import FastLM
 from gap_pipeline.models import MODEL_INFO_FILE, load_model
 from gap_pipeline.outputs import read_json
 from gap_pipeline.params import Params
-from gap_pipeline.runtime import configure_threads, resolve_device, resolve_dtype, seed_everything
+from gap_pipeline.runtime import configure_cpu, resolve_device, resolve_dtype, seed_everything
 from gap_pipeline.selection import check_disjoint
 
 DEFAULT_SPLIT = "validation"  # the paper's; a task outside eval.tasks (selection only) is read from it
@@ -192,7 +192,7 @@ def task_run(params: Params, task: str, limit: int | None) -> TaskRun:
 def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[dict]]:
     """The evaluate stage's work: load ``model_dir`` as params.yaml says and score it on ``task``."""
     runtime, settings = params.runtime, params.eval
-    configure_threads(runtime.threads)
+    configure_cpu(runtime.threads)
     seed_everything(settings.seed)
     device = resolve_device(runtime.device)
     dtype = resolve_dtype(runtime.dtype, device)

@@ -158,14 +158,18 @@ def merge_rows(rows: Sequence[Sequence[LayerKV]], config: Any) -> tuple[DynamicC
 class FastLM(HFLM):
     """HFLM with shared-context scoring, scored-position-only vocabulary projection and early-stopping generation."""
 
-    def __init__(self, *args: Any, prompt_cache_gb: float = 2.0, **kwargs: Any):
+    def __init__(self, *args: Any, prompt_cache_gb: float = 2.0, generation_batch_size: int = 64, **kwargs: Any):
         """``prompt_cache_gb``: host memory for the prompts kept after generation (0 keeps none).
+        ``generation_batch_size``: the fewest rows generated together (``batch_size`` when larger).
 
-        lm-eval's CLI passes it as ``--model_args prompt_cache_gb=4``. Beyond the budget, prompts are simply
-        read again when asked about; the answers are the same either way.
+        A decoding step reads every weight to produce one token per row, so its cost hardly grows with the rows
+        until the batch is large: generating 64 replies together takes far fewer weight reads than 4 batches
+        of 16. lm-eval's CLI passes both as ``--model_args prompt_cache_gb=4,generation_batch_size=32``.
+        Beyond the memory budget, prompts are simply read again when asked about; the answers are the same.
         """
         super().__init__(*args, **kwargs)
         self.prompt_cache_bytes = int(float(prompt_cache_gb) * 1024**3)
+        self.generation_batch_size = int(generation_batch_size)
         self._prompts: dict[tuple[int, ...], PromptState] = {}
 
     # ----- shared pieces ------------------------------------------------------------------------------------
@@ -175,14 +179,18 @@ class FastLM(HFLM):
                                              enabled=self.mixed_precision_dtype is not None):
             return self.model.get_decoder()(**inputs, use_cache=True)
 
-    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities over the vocabulary at the given hidden states only, as HFLM computes them."""
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits at the given hidden states only, as the model's own forward computes them."""
         with torch.no_grad():
             logits = self.model.get_output_embeddings()(hidden)
             cap = getattr(self.model.config, "final_logit_softcapping", None)
             if cap:  # Gemma-2 style soft-capping, applied in the model's own forward
                 logits = torch.tanh(logits / cap) * cap
-            return F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+            return logits
+
+    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities over the vocabulary at the given hidden states only, as HFLM computes them."""
+        return F.log_softmax(self._logits(hidden), dim=-1, dtype=self.softmax_dtype)
 
     def _read(self, rows: Sequence[Sequence[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """One pass over left-padded ``rows``: their cache, attention mask and last hidden states."""
@@ -265,7 +273,13 @@ class FastLM(HFLM):
     # ----- dialogue: greedy generation ----------------------------------------------------------------------
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         self._prompts.clear()  # keep only this call's prompts: those a following loglikelihood call may ask about
-        return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        configured = self.batch_size_per_gpu
+        if isinstance(configured, int):  # "auto" stays HFLM's own search
+            self.batch_size_per_gpu = max(configured, self.generation_batch_size)
+        try:
+            return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        finally:
+            self.batch_size_per_gpu = configured
 
     def _read_prompts(self, rows: Sequence[Sequence[int]]) -> list[PromptState] | None:
         """Each prompt read in chunks of similar length, not padded to the batch's longest as HFLM pads it.
@@ -316,7 +330,7 @@ class FastLM(HFLM):
         generated: list[list[int]] = [[] for _ in range(context.shape[0])]
         active = torch.arange(context.shape[0], device=context.device)
         for step in range(new_tokens):
-            next_tokens = self._project(last_hidden).argmax(-1)
+            next_tokens = self._logits(last_hidden).argmax(-1)  # greedy, as generate() picks it: no softmax
             done = []
             for row, token in zip(active.tolist(), next_tokens.tolist(), strict=True):
                 generated[row].append(token)

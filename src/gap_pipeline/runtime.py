@@ -1,7 +1,9 @@
-"""Where and how tensors run: device, dtype, threads and seeds, resolved once from the runtime params."""
+"""Where and how tensors run: device, dtype, threads, memory reuse and seeds, set once from the runtime params."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import random
 
 import numpy as np
@@ -28,10 +30,29 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return _DTYPES[dtype]
 
 
-def configure_threads(threads: int) -> None:
-    """0 keeps torch's choice (one thread per core); a positive value caps intra-op threads."""
+def configure_cpu(threads: int) -> None:
+    """Threads and memory reuse for host-side work. ``threads`` 0 keeps torch's choice (one per core)."""
     if threads > 0:
         torch.set_num_threads(threads)
+    keep_freed_memory()
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc reuse freed memory instead of handing it back to the OS and faulting it in again.
+
+    Every KV-cache append (``torch.cat``) and every activation allocates a new tensor of up to a few hundred MB.
+    By default glibc maps each such block fresh and unmaps it on free, so each allocation pays a page fault per
+    4 KiB page: on the 2-core machine here that made copying a 48-row cache 4.7x slower (0.47 s vs 0.10 s).
+    Raising the mmap and trim thresholds keeps freed blocks in the heap for the next tensor. It changes no
+    result, only speed; the process just keeps its peak memory until it exits. Returns whether it applied
+    (only glibc has ``mallopt``).
+    """
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h> option numbers
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
 
 
 def seed_everything(seed: int) -> None:

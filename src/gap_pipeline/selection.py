@@ -105,7 +105,7 @@ class BestStep:
         # Strictly better only: on a tie the earlier step wins (fewer updates, nearer the untouched model).
         if self.best_value is None or value > self.best_value:
             self.best_step, self.best_value = step, value
-            self._weights = snapshot_weights(model)
+            self._weights = snapshot_weights(model, into=self._weights)
 
     @classmethod
     def for_model(cls, params: Params, model: torch.nn.Module, tokenizer: Any) -> BestStep:
