@@ -68,7 +68,17 @@ def test_greedy_generation_matches_hflm(models):
                  idx=0)
         for n in (4, 9, 2, 15, 6)
     ]
-    assert fast.generate_until(requests) == hflm.generate_until(requests)
+    expected = hflm.generate_until(requests)
+    assert fast.generate_until(requests) == expected
+    # All five rows in one batch above; with batch_size (3) the larger, two batches, each its own merged cache.
+    fast.generation_batch_size = 2
+    batches: list[int] = []
+    generate = fast._model_generate
+    fast._model_generate = lambda context, *args, **kwargs: batches.append(len(context)) or generate(
+        context, *args, **kwargs)
+    assert fast.generate_until(requests) == expected
+    assert batches == [3, 2]
+    assert fast.batch_size == 3  # the loglikelihood batch size is back after generating
 
 
 def test_contexts_are_grouped_after_fitting_the_window():
