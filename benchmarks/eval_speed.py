@@ -114,6 +114,12 @@ def compare_task(task: str, model, tokenizer, work: MatmulWork, limit: int, batc
     }
 
 
+def format_row(r: dict) -> str:
+    return (f"{r['task']:22}{r['examples']:5d}{r['hf_s']:9.1f}{r['fast_s']:9.1f}{r['hf_s'] / r['fast_s']:8.2f}x"
+            f"{r['same']:8.1%}{r['largest_ll_diff']:10.2e}{r['hf_score']:7.3f}{r['fast_score']:7.3f}"
+            f"{r['hf_gflops']:11.1f}{r['fast_gflops']:11.1f}{r['work_ratio']:6.2f}x")
+
+
 def gap_step(model, tokenizer, params, updates: int = 8) -> tuple[float, float, float, int]:
     """Median and first seconds of ``updates`` GAP steps (forward, backward, Adam) on the longest GitHub text,
     and one step's GFLOP.
@@ -151,16 +157,17 @@ def main() -> None:
         print(f"model {args.model}; {torch.get_num_threads()} threads; float32 matmul peak {peak:.1f} GFLOP/s")
         model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
         work = MatmulWork(model)
-        rows = [compare_task(t, model, tokenizer, work, args.limit, params.eval.batch_size, params.eval.seed)
-                for t in args.tasks]
+        rows = []
+        for task in args.tasks:  # each row printed as it comes, so a long run that dies still leaves its rows
+            rows.append(compare_task(task, model, tokenizer, work, args.limit, params.eval.batch_size,
+                                     params.eval.seed))
+            print(f"done: {format_row(rows[-1])}", flush=True)
         work.close()
         step_s, first_s, step_gflop, tokens = gap_step(model, tokenizer, params)
     print(f"\n{'task':22}{'n':>5}{'HFLM s':>9}{'ours s':>9}{'speedup':>9}{'same':>8}{'max|dLL|':>10}"
           f"{'HFLM':>7}{'ours':>7}{'HFLM GF/s':>11}{'ours GF/s':>11}{'work':>7}")
     for r in rows:
-        print(f"{r['task']:22}{r['examples']:5d}{r['hf_s']:9.1f}{r['fast_s']:9.1f}{r['hf_s'] / r['fast_s']:8.2f}x"
-              f"{r['same']:8.1%}{r['largest_ll_diff']:10.2e}{r['hf_score']:7.3f}{r['fast_score']:7.3f}"
-              f"{r['hf_gflops']:11.1f}{r['fast_gflops']:11.1f}{r['work_ratio']:6.2f}x")
+        print(format_row(r))
     for label, group in (("multiple choice", MULTIPLE_CHOICE_TASKS), ("dialogue", DIALOGUE_TASKS)):
         chosen = [r for r in rows if r["task"] in group]
         if chosen:
