@@ -45,8 +45,27 @@ def test_loglikelihoods_and_greedy_flags_match_hflm(models):
         assert greedy == greedy_ref
 
 
-def test_a_greedy_continuation_is_flagged(models):
+@pytest.mark.parametrize("projection_rows", [1, 5])
+def test_small_projection_blocks_split_requests_and_give_the_same_answers(models, projection_rows):
+    """Blocks smaller than a request's continuation: its positions are summed across blocks and flushes."""
     hflm, fast = models
+    fast.projection_rows = projection_rows
+    requests = _multiple_choice_requests()
+    for (ll_ref, greedy_ref), (ll, greedy) in zip(hflm.loglikelihood(requests), fast.loglikelihood(requests),
+                                                  strict=True):
+        assert ll == pytest.approx(ll_ref, abs=1e-4)
+        assert greedy == greedy_ref
+
+
+def test_projection_rows_below_one_is_refused(tiny_model, tiny_tokenizer):
+    with pytest.raises(ValueError, match="projection_rows=0"):
+        FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, projection_rows=0)
+
+
+@pytest.mark.parametrize("projection_rows", [1, 256])
+def test_a_greedy_continuation_is_flagged(models, projection_rows):
+    hflm, fast = models
+    fast.projection_rows = projection_rows  # 1: each position's greedy match comes from its own block
     # Build a continuation from the model's own greedy choices, so the flag must be True.
     context = "w5 w9 w17"
     ids = fast.tok_encode(context)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm.auto import tqdm
@@ -154,13 +153,52 @@ def merge_rows(rows: Sequence[Sequence[LayerKV]], config: Any) -> tuple[DynamicC
     return DynamicCache(ddp_cache_data=data, config=config), mask
 
 
+@dataclass
+class PendingScores:
+    """Scored positions waiting for the vocabulary projection: their hidden states, targets and requests.
+
+    Every projection reads the whole output matrix (671 MB for Gemma-3's 262k-token vocabulary), so a handful
+    of rows at a time leaves the multiply waiting on memory. Positions from many contexts and continuations
+    are collected here and projected together, in blocks of a few hundred rows.
+    """
+
+    hidden: list[torch.Tensor]
+    targets: list[int]
+    owners: list[int]  # the request each position belongs to
+
+    @classmethod
+    def empty(cls) -> PendingScores:
+        return cls([], [], [])
+
+    @property
+    def rows(self) -> int:
+        return len(self.targets)
+
+    def add(self, request: int, hidden: torch.Tensor, targets: Sequence[int]) -> None:
+        """Queue one request's positions: ``hidden[k]`` predicts ``targets[k]``."""
+        self.hidden.append(hidden)
+        self.targets.extend(targets)
+        self.owners.extend([request] * len(targets))
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """All queued positions as one batch (hidden states, targets, owners); the queue is left empty."""
+        hidden = torch.cat(self.hidden)
+        targets = torch.tensor(self.targets, device=hidden.device)
+        owners = self.owners
+        self.hidden, self.targets, self.owners = [], [], []
+        return hidden, targets, owners
+
+
 @register_model("gap-fast")
 class FastLM(HFLM):
     """HFLM with shared-context scoring, scored-position-only vocabulary projection and early-stopping generation."""
 
-    def __init__(self, *args: Any, prompt_cache_gb: float = 2.0, generation_batch_size: int = 64, **kwargs: Any):
+    def __init__(self, *args: Any, prompt_cache_gb: float = 2.0, generation_batch_size: int = 64,
+                 projection_rows: int = 256, **kwargs: Any):
         """``prompt_cache_gb``: host memory for the prompts kept after generation (0 keeps none).
         ``generation_batch_size``: the fewest rows generated together (``batch_size`` when larger).
+        ``projection_rows``: scored positions projected onto the vocabulary together (their logits are
+        ``projection_rows`` x vocabulary floats: 256 MiB at 256 rows for Gemma-3).
 
         A decoding step reads every weight to produce one token per row, so its cost hardly grows with the rows
         until the batch is large: generating 64 replies together takes far fewer weight reads than 4 batches
@@ -170,6 +208,9 @@ class FastLM(HFLM):
         super().__init__(*args, **kwargs)
         self.prompt_cache_bytes = int(float(prompt_cache_gb) * 1024**3)
         self.generation_batch_size = int(generation_batch_size)
+        self.projection_rows = int(projection_rows)
+        if self.projection_rows < 1:
+            raise ValueError(f"projection_rows={projection_rows} must be at least 1 (it is positions per block)")
         self._prompts: dict[tuple[int, ...], PromptState] = {}
 
     # ----- shared pieces ------------------------------------------------------------------------------------
@@ -188,9 +229,29 @@ class FastLM(HFLM):
                 logits = torch.tanh(logits / cap) * cap
             return logits
 
-    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities over the vocabulary at the given hidden states only, as HFLM computes them."""
-        return F.log_softmax(self._logits(hidden), dim=-1, dtype=self.softmax_dtype)
+    def _score_positions(self, hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each position's log-probability of its target, and whether the target is the greedy pick.
+
+        Blocks of ``projection_rows`` bound the logits' memory; each block is reduced at once, and log-softmax
+        at the target is taken as logit minus logsumexp, so no vocabulary-sized log-probabilities are written.
+        """
+        logprobs, greedy = [], []
+        for start in range(0, hidden.shape[0], self.projection_rows):
+            logits = self._logits(hidden[start : start + self.projection_rows]).to(self.softmax_dtype)
+            target = targets[start : start + self.projection_rows, None]
+            logprobs.append(logits.gather(-1, target)[:, 0] - torch.logsumexp(logits, dim=-1))
+            greedy.append(logits.argmax(-1) == target[:, 0])
+        return torch.cat(logprobs), torch.cat(greedy)
+
+    def _flush(self, pending: PendingScores, results: list[tuple[float, bool] | None]) -> None:
+        """Project the queued positions and record each request's summed log-probability and greedy match."""
+        if not pending.rows:
+            return
+        hidden, targets, owners = pending.take()
+        logprobs, greedy = self._score_positions(hidden, targets)
+        for request, logprob, match in zip(owners, logprobs.tolist(), greedy.tolist(), strict=True):
+            total, all_greedy = results[request] or (0.0, True)
+            results[request] = (total + logprob, all_greedy and match)
 
     def _read(self, rows: Sequence[Sequence[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """One pass over left-padded ``rows``: their cache, attention mask and last hidden states."""
@@ -212,26 +273,27 @@ class FastLM(HFLM):
         fresh = [c for c in groups if c not in kept]
         per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
         results: list[tuple[float, bool] | None] = [None] * len(requests)
+        pending = PendingScores.empty()
         bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring choices (shared context)")
         # Contexts of similar length share a pass, so little of it is padding; the longest go first.
-        for chunk in length_chunks([len(c) for c in fresh], max_rows=per_batch):
-            contexts = [fresh[i] for i in chunk]
-            bar.update(self._score_contexts(contexts, self._read(contexts), groups, requests, results))
+        passes = [[fresh[i] for i in chunk] for chunk in length_chunks([len(c) for c in fresh], max_rows=per_batch)]
         reused = sorted(kept, key=len)
-        for first in range(0, len(reused), per_batch):
-            contexts = reused[first : first + per_batch]
-            bar.update(self._score_contexts(contexts, self._merge([kept[c] for c in contexts]), groups, requests,
-                                            results))
+        passes += [reused[first : first + per_batch] for first in range(0, len(reused), per_batch)]
+        for contexts in passes:
+            read = self._merge([kept[c] for c in contexts]) if contexts[0] in kept else self._read(contexts)
+            bar.update(self._score_contexts(contexts, read, groups, requests, pending))
+            if pending.rows >= self.projection_rows:
+                self._flush(pending, results)
+        self._flush(pending, results)
         bar.close()
         for (request_str, _, _), answer in zip(requests, results, strict=True):
             if request_str is not None:
                 self.cache_hook.add_partial("loglikelihood", request_str, answer)
         return results  # type: ignore[return-value]
 
-    def _score_contexts(self, contexts, read, groups, requests, results) -> int:
-        """Score every request of ``contexts``, already read into ``read``: one pass over all their continuations."""
-        cache, mask, last_hidden = read
-        first = self._project(last_hidden)  # predicts each continuation's first token
+    def _score_contexts(self, contexts, read, groups, requests, pending: PendingScores) -> int:
+        """Queue every scored position of ``contexts``' requests, the contexts already read into ``read``."""
+        cache, mask, last_hidden = read  # last_hidden predicts each continuation's first token
         rows = [(c, i) for c, context in enumerate(contexts) for i in groups[context]]
         continuations = [requests[i][2] for _, i in rows]
         # Continuations differ in length: run them in chunks of similar length so little is padding.
@@ -241,16 +303,14 @@ class FastLM(HFLM):
         rest: dict[int, torch.Tensor] = {}
         for n, chunk in enumerate(chunks):
             part = cache if n == len(chunks) - 1 else copy.deepcopy(cache)
-            rest.update(self._score_rest(part, mask, lengths, owner[chunk], [continuations[r] for r in chunk], chunk))
+            rest.update(self._read_rest(part, mask, lengths, owner[chunk], [continuations[r] for r in chunk], chunk))
         for r, ((c, index), cont) in enumerate(zip(rows, continuations, strict=True)):
-            scored = torch.cat([first[c : c + 1], rest[r]]) if len(cont) > 1 else first[c : c + 1]
-            target = torch.tensor(cont, device=self.device)
-            logprob = scored.gather(-1, target[:, None]).sum()
-            results[index] = (float(logprob), bool((scored.argmax(-1) == target).all()))
+            hidden = torch.cat([last_hidden[c : c + 1], rest[r]]) if len(cont) > 1 else last_hidden[c : c + 1]
+            pending.add(index, hidden, cont)
         return len(rows)
 
-    def _score_rest(self, cache, mask, lengths, owner, continuations, rows) -> dict[int, torch.Tensor]:
-        """Log-probabilities of every continuation token after the first, given its context's cache."""
+    def _read_rest(self, cache, mask, lengths, owner, continuations, rows) -> dict[int, torch.Tensor]:
+        """Hidden states at every continuation token but the last (each predicts the next), given the cache."""
         width = max(len(cont) for cont in continuations) - 1
         cache.batch_select_indices(owner)  # each choice gets its own copy of its context's cache
         inputs = torch.full((len(owner), width), self._pad_id(), dtype=torch.long)
@@ -262,9 +322,8 @@ class FastLM(HFLM):
         full_mask = torch.cat([mask[owner], real.to(self.device, torch.long)], dim=-1)
         hidden = self._decoder(input_ids=inputs.to(self.device), attention_mask=full_mask, position_ids=positions,
                                past_key_values=cache).last_hidden_state
-        # Project only the real continuation positions, not the padding after shorter choices.
-        projected = self._project(hidden[real.to(self.device)]).split([len(c) - 1 for c in continuations])
-        return dict(zip(rows, projected, strict=True))
+        # Keep only the real continuation positions, not the padding after shorter choices.
+        return dict(zip(rows, hidden[real.to(self.device)].split([len(c) - 1 for c in continuations]), strict=True))
 
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
