@@ -1,5 +1,6 @@
 """FastLM must give HFLM's answers: same log-likelihoods (to 1e-4), same greedy flags, same generated text."""
 
+import copy
 import random
 
 import pytest
@@ -9,7 +10,15 @@ from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-from gap_pipeline.fast_lm import FastLM, fit_context, group_by_context, is_left_padded, merge_rows, split_rows
+from gap_pipeline.fast_lm import (
+    FastLM,
+    fit_context,
+    group_by_context,
+    is_left_padded,
+    merge_rows,
+    reduce_vocabulary,
+    split_rows,
+)
 
 
 def _words(rng: random.Random, n: int) -> str:
@@ -45,11 +54,12 @@ def test_loglikelihoods_and_greedy_flags_match_hflm(models):
         assert greedy == greedy_ref
 
 
-@pytest.mark.parametrize("projection_rows", [1, 5])
-def test_small_projection_blocks_split_requests_and_give_the_same_answers(models, projection_rows):
-    """Blocks smaller than a request's continuation: its positions are summed across blocks and flushes."""
+@pytest.mark.parametrize(("projection_rows", "vocabulary_chunk"), [(1, 4096), (5, 7), (512, 50)])
+def test_small_blocks_and_chunks_give_the_same_answers(models, projection_rows, vocabulary_chunk):
+    """Blocks smaller than a request's continuation (its positions summed across blocks and flushes), and the
+    vocabulary reduced a few columns at a time, the last chunk narrower."""
     hflm, fast = models
-    fast.projection_rows = projection_rows
+    fast.projection_rows, fast.vocabulary_chunk = projection_rows, vocabulary_chunk
     requests = _multiple_choice_requests()
     for (ll_ref, greedy_ref), (ll, greedy) in zip(hflm.loglikelihood(requests), fast.loglikelihood(requests),
                                                   strict=True):
@@ -57,9 +67,35 @@ def test_small_projection_blocks_split_requests_and_give_the_same_answers(models
         assert greedy == greedy_ref
 
 
-def test_projection_rows_below_one_is_refused(tiny_model, tiny_tokenizer):
-    with pytest.raises(ValueError, match="projection_rows=0"):
-        FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, projection_rows=0)
+@pytest.mark.parametrize("arg", ["projection_rows", "vocabulary_chunk"])
+def test_block_sizes_below_one_are_refused(tiny_model, tiny_tokenizer, arg):
+    with pytest.raises(ValueError, match=f"{arg}=0"):
+        FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, **{arg: 0})
+
+
+@pytest.mark.parametrize("width", [1, 3, 16, 40])
+def test_reduce_vocabulary_gives_log_softmax_and_argmax(width):
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 40, generator=generator) * 20
+    logits[2, 5] = logits[2, 30] = logits[2].max() + 1  # a tie: argmax keeps the first
+    targets = torch.tensor([0, 39, 5, 30, 17, int(logits[5].argmax())])
+    chunks = ((start, logits[:, start : start + width]) for start in range(0, 40, width))
+    logprob, greedy = reduce_vocabulary(chunks, targets)
+    expected = torch.log_softmax(logits.double(), -1).gather(-1, targets[:, None])[:, 0]
+    assert torch.allclose(logprob.double(), expected, atol=1e-5)
+    assert greedy.tolist() == (logits.argmax(-1) == targets).tolist()
+    assert greedy[2] and not greedy[3] and greedy[5]
+
+
+def test_loglikelihoods_match_the_float64_model(tiny_model, tiny_tokenizer):
+    """Reduced online a few columns at a time and summed in float64, they stay within float32 rounding."""
+    requests = _multiple_choice_requests()
+    exact = HFLM(pretrained=copy.deepcopy(tiny_model).double().eval(), tokenizer=tiny_tokenizer, batch_size=3)
+    fast = FastLM(pretrained=tiny_model.eval(), tokenizer=tiny_tokenizer, batch_size=3, vocabulary_chunk=7)
+    for (ll_exact, greedy_exact), (ll, greedy) in zip(exact.loglikelihood(requests), fast.loglikelihood(requests),
+                                                      strict=True):
+        assert ll == pytest.approx(ll_exact, abs=1e-5)
+        assert greedy == greedy_exact
 
 
 @pytest.mark.parametrize("projection_rows", [1, 256])

@@ -13,11 +13,12 @@ HFLM's own (this is a subclass), so the predictions are the same up to float rou
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm.auto import tqdm
@@ -89,6 +90,35 @@ def length_chunks(lengths: Sequence[int], max_rows: int | None = None, pass_cost
         chunks.append(order[cut[j] : j])
         j = cut[j]
     return chunks[::-1]
+
+
+def reduce_vocabulary(chunks: Iterable[tuple[int, torch.Tensor]], targets: torch.Tensor,
+                      dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's log-softmax at its target, and whether the target is the row's argmax, from column chunks.
+
+    ``chunks`` yields (first column, logits of those columns) for every column in order. The logsumexp is taken
+    online (a running maximum and a rescaled sum of exponentials, as fused linear-cross-entropy kernels do), so
+    the rows x vocabulary logits never exist at once: each chunk is reduced while it is still in cache, which on
+    a CPU is faster than writing and re-reading a 262k-column matrix. Ties go to the first column, as argmax does.
+    """
+    rows, device = targets.shape[0], targets.device
+    peak = torch.full((rows,), float("-inf"), dtype=dtype, device=device)  # running max: also the argmax's value
+    total = torch.zeros(rows, dtype=dtype, device=device)  # sum of exp(logit - peak) so far
+    target_logit = torch.full((rows,), float("nan"), dtype=dtype, device=device)
+    best_column = torch.zeros_like(targets)
+    for start, logits in chunks:
+        logits = logits.to(dtype)
+        width = logits.shape[-1]
+        chunk_peak, chunk_column = logits.max(-1)
+        better = chunk_peak > peak  # strictly: a tie keeps the earlier column
+        best_column = torch.where(better, chunk_column + start, best_column)
+        new_peak = torch.maximum(peak, chunk_peak)
+        total = total * torch.exp(peak - new_peak) + torch.exp(logits - new_peak[:, None]).sum(-1)
+        peak = new_peak
+        inside = (targets >= start) & (targets < start + width)
+        at_target = logits.gather(-1, (targets - start).clamp(0, width - 1)[:, None])[:, 0]
+        target_logit = torch.where(inside, at_target, target_logit)
+    return target_logit - (peak + total.log()), best_column == targets
 
 
 LayerKV = tuple[torch.Tensor, torch.Tensor]
@@ -194,11 +224,13 @@ class FastLM(HFLM):
     """HFLM with shared-context scoring, scored-position-only vocabulary projection and early-stopping generation."""
 
     def __init__(self, *args: Any, prompt_cache_gb: float = 2.0, generation_batch_size: int = 64,
-                 projection_rows: int = 256, **kwargs: Any):
+                 projection_rows: int = 512, vocabulary_chunk: int = 4096, **kwargs: Any):
         """``prompt_cache_gb``: host memory for the prompts kept after generation (0 keeps none).
         ``generation_batch_size``: the fewest rows generated together (``batch_size`` when larger).
-        ``projection_rows``: scored positions projected onto the vocabulary together (their logits are
-        ``projection_rows`` x vocabulary floats: 256 MiB at 256 rows for Gemma-3).
+        ``projection_rows``: scored positions projected onto the vocabulary together; ``vocabulary_chunk``: the
+        columns of the output matrix projected at a time (their logits, ``projection_rows`` x ``vocabulary_chunk``
+        floats, are reduced at once; 8 MiB by default). Measured on 2 cores with Gemma-3's head: 512 x 4096 ran at
+        1.2x the rate of projecting 256 rows onto the whole vocabulary.
 
         A decoding step reads every weight to produce one token per row, so its cost hardly grows with the rows
         until the batch is large: generating 64 replies together takes far fewer weight reads than 4 batches
@@ -209,8 +241,10 @@ class FastLM(HFLM):
         self.prompt_cache_bytes = int(float(prompt_cache_gb) * 1024**3)
         self.generation_batch_size = int(generation_batch_size)
         self.projection_rows = int(projection_rows)
-        if self.projection_rows < 1:
-            raise ValueError(f"projection_rows={projection_rows} must be at least 1 (it is positions per block)")
+        self.vocabulary_chunk = int(vocabulary_chunk)
+        for name, value in (("projection_rows", self.projection_rows), ("vocabulary_chunk", self.vocabulary_chunk)):
+            if value < 1:
+                raise ValueError(f"{name}={value} must be at least 1 (pass e.g. --model_args {name}=512)")
         self._prompts: dict[tuple[int, ...], PromptState] = {}
 
     # ----- shared pieces ------------------------------------------------------------------------------------
@@ -223,24 +257,35 @@ class FastLM(HFLM):
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Next-token logits at the given hidden states only, as the model's own forward computes them."""
         with torch.no_grad():
-            logits = self.model.get_output_embeddings()(hidden)
-            cap = getattr(self.model.config, "final_logit_softcapping", None)
-            if cap:  # Gemma-2 style soft-capping, applied in the model's own forward
-                logits = torch.tanh(logits / cap) * cap
-            return logits
+            return self._softcap(self.model.get_output_embeddings()(hidden))
+
+    def _softcap(self, logits: torch.Tensor) -> torch.Tensor:
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:  # Gemma-2 style soft-capping, applied in the model's own forward
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    def _vocabulary_chunks(self, hidden: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+        """Logits at ``hidden`` a chunk of columns at a time (all at once for a head that is not a plain Linear)."""
+        head = self.model.get_output_embeddings()
+        if not isinstance(head, torch.nn.Linear):
+            yield 0, self._logits(hidden)
+            return
+        with torch.no_grad():
+            for start in range(0, head.out_features, self.vocabulary_chunk):
+                columns = slice(start, start + self.vocabulary_chunk)
+                bias = None if head.bias is None else head.bias[columns]
+                yield start, self._softcap(F.linear(hidden, head.weight[columns], bias))
 
     def _score_positions(self, hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each position's log-probability of its target, and whether the target is the greedy pick.
-
-        Blocks of ``projection_rows`` bound the logits' memory; each block is reduced at once, and log-softmax
-        at the target is taken as logit minus logsumexp, so no vocabulary-sized log-probabilities are written.
-        """
+        """Each position's log-probability of its target, and whether the target is the greedy pick."""
+        dtype = self.softmax_dtype or torch.float32  # at least float32 for the running sums, as HFLM's float32
         logprobs, greedy = [], []
         for start in range(0, hidden.shape[0], self.projection_rows):
-            logits = self._logits(hidden[start : start + self.projection_rows]).to(self.softmax_dtype)
-            target = targets[start : start + self.projection_rows, None]
-            logprobs.append(logits.gather(-1, target)[:, 0] - torch.logsumexp(logits, dim=-1))
-            greedy.append(logits.argmax(-1) == target[:, 0])
+            rows = slice(start, start + self.projection_rows)
+            logprob, match = reduce_vocabulary(self._vocabulary_chunks(hidden[rows]), targets[rows], dtype)
+            logprobs.append(logprob)
+            greedy.append(match)
         return torch.cat(logprobs), torch.cat(greedy)
 
     def _flush(self, pending: PendingScores, results: list[tuple[float, bool] | None]) -> None:
