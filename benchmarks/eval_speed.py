@@ -44,22 +44,23 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def matmul_params(model: torch.nn.Module) -> tuple[int, int]:
-    """Weights used in matmuls: the transformer body (the embedding lookup is not one) and the vocabulary head."""
-    body = count_parameters(model.get_decoder()) - model.get_input_embeddings().weight.numel()
-    return body, model.get_output_embeddings().weight.numel()
+def body_matmul_params(model: torch.nn.Module) -> int:
+    """Weights the transformer body uses in matmuls (the embedding lookup is not one)."""
+    return count_parameters(model.get_decoder()) - model.get_input_embeddings().weight.numel()
 
 
 class MatmulWork:
-    """Counts the tokens the transformer body runs and the positions projected onto the vocabulary.
+    """Counts the tokens the transformer body runs and the logits the vocabulary head computes.
 
-    FLOPs are 2 x parameters per token for the body and 2 x hidden x vocabulary per projected position
-    (attention scores are left out: they are small at these lengths), whatever the model class does.
+    FLOPs are 2 x parameters per token for the body and 2 x hidden per logit the head computes (a position
+    projected onto the whole vocabulary, or onto a slice of it at a time as FastLM does, through the same module);
+    attention scores are left out: they are small at these lengths. Whatever the model class does.
     """
 
     def __init__(self, model: torch.nn.Module):
-        self.body_params, self.head_params = matmul_params(model)
-        self.tokens = self.projected = 0
+        self.body_params = body_matmul_params(model)
+        self.hidden_size = model.get_output_embeddings().weight.shape[1]
+        self.tokens = self.logits = 0
         self._hooks = [
             model.get_decoder().register_forward_pre_hook(self._count_tokens, with_kwargs=True),
             model.get_output_embeddings().register_forward_hook(self._count_projected),
@@ -70,11 +71,11 @@ class MatmulWork:
         self.tokens += ids.numel() if ids is not None else kwargs["inputs_embeds"].shape[:-1].numel()
 
     def _count_projected(self, module, args, output):
-        self.projected += output.shape[:-1].numel()
+        self.logits += output.numel()
 
     def take_gflop(self) -> float:
-        flop = 2 * self.body_params * self.tokens + 2 * self.head_params * self.projected
-        self.tokens = self.projected = 0
+        flop = 2 * self.body_params * self.tokens + 2 * self.hidden_size * self.logits
+        self.tokens = self.logits = 0
         return flop / 1e9
 
     def close(self) -> None:
@@ -133,9 +134,9 @@ def gap_step(model, tokenizer, params, updates: int = 8) -> tuple[float, float, 
     ids = max(texts, key=lambda t: t.numel())
     result = gradient_ascent(model, ids, updates, params.gap.lr, params.gap.betas)
     seconds = [log.seconds for log in result.logs[1:]]
-    body, head = matmul_params(model)
+    weights = body_matmul_params(model) + model.get_output_embeddings().weight.numel()
     # Forward 2 FLOP per weight and token, backward 4: 6 in all, at every position (the loss needs them all).
-    return statistics.median(seconds), seconds[0], 6 * (body + head) * ids.numel() / 1e9, ids.numel()
+    return statistics.median(seconds), seconds[0], 6 * weights * ids.numel() / 1e9, ids.numel()
 
 
 def main() -> None:

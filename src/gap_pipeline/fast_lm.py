@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from torch.func import functional_call
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
@@ -274,8 +274,10 @@ class FastLM(HFLM):
         with torch.no_grad():
             for start in range(0, head.out_features, self.vocabulary_chunk):
                 columns = slice(start, start + self.vocabulary_chunk)
-                bias = None if head.bias is None else head.bias[columns]
-                yield start, self._softcap(F.linear(hidden, head.weight[columns], bias))
+                sliced = {name: tensor[columns] for name, tensor in (("weight", head.weight), ("bias", head.bias))
+                          if tensor is not None}
+                # Through the module, so hooks on the head (a FLOP counter, a profiler) see every projection.
+                yield start, self._softcap(functional_call(head, sliced, (hidden,)))
 
     def _score_positions(self, hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each position's log-probability of its target, and whether the target is the greedy pick."""
