@@ -9,6 +9,10 @@ matmul FLOPs HFLM runs. The speed-up is the work ratio times the ratio of achiev
 of a gain comes from doing less and how much from doing it faster. Run it on an idle machine:
 
     .venv/bin/python benchmarks/eval_speed.py --model smollm2-135m --limit 64
+
+``--ours-dtype bfloat16`` scores ours with a bfloat16 copy of the model (HFLM stays float32), to measure what
+the optional reduced precision buys and how many predictions it changes; each class's rate is then compared
+with the matmul peak of its own dtype.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ from gap_pipeline.runtime import configure_cpu
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Best float32 matmul rate of this machine with torch's current threads: the ceiling to compare with."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 10) -> float:
+    """Best matmul rate of this machine in ``dtype`` with torch's current threads: the ceiling to compare with."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -83,10 +87,13 @@ class MatmulWork:
             hook.remove()
 
 
-def compare_task(task: str, model, tokenizer, work: MatmulWork, limit: int, batch_size: int, seed: int) -> dict:
+def compare_task(task: str, models: dict[str, tuple[torch.nn.Module, MatmulWork]], tokenizer, limit: int,
+                 batch_size: int, seed: int) -> dict:
+    """Both classes on one task; ``models`` maps each class ("hf", "fast") to the model it scores and its counter."""
     run = TaskRun(task, "validation", limit, SHARED / "benchmarks", batch_size, seed)
     out = {}
     for name in ("hf", "fast"):
+        model, work = models[name]
         lm = make_lm(name, model, tokenizer, batch_size)
         work.take_gflop()
         start = time.perf_counter()
@@ -145,7 +152,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=64, help="examples per task")
     parser.add_argument("--tasks", nargs="*", default=[*MULTIPLE_CHOICE_TASKS, *DIALOGUE_TASKS],
                         help="tasks to compare; none (`--tasks` alone) measures only the GAP step")
+    parser.add_argument("--ours-dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="the dtype FastLM scores in (HFLM and the GAP step stay float32)")
     args = parser.parse_args()
+    ours_dtype = getattr(torch, args.ours_dtype)
     params = load_params()
     configure_cpu(params.runtime.threads)  # as the pipeline's stages run, for both model classes alike
     torch.manual_seed(0)
@@ -155,15 +165,22 @@ def main() -> None:
             model_dir = Path(scratch) / "model"
             prepare_model(args.model, model_dir, Path(scratch))
         peak = matmul_peak_gflops()
-        print(f"model {args.model}; {torch.get_num_threads()} threads; float32 matmul peak {peak:.1f} GFLOP/s")
+        ours_peak = peak if ours_dtype == torch.float32 else matmul_peak_gflops(ours_dtype)
+        print(f"model {args.model}; {torch.get_num_threads()} threads; float32 matmul peak {peak:.1f} GFLOP/s"
+              + (f"; {args.ours_dtype} peak {ours_peak:.1f} GFLOP/s (ours)" if ours_dtype != torch.float32 else ""))
         model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
-        work = MatmulWork(model)
+        models = {"hf": (model, MatmulWork(model))}
+        if ours_dtype == torch.float32:
+            models["fast"] = models["hf"]
+        else:
+            ours = load_model(model_dir, torch.device("cpu"), ours_dtype)[0]
+            models["fast"] = (ours, MatmulWork(ours))
         rows = []
         for task in args.tasks:  # each row printed as it comes, so a long run that dies still leaves its rows
-            rows.append(compare_task(task, model, tokenizer, work, args.limit, params.eval.batch_size,
-                                     params.eval.seed))
+            rows.append(compare_task(task, models, tokenizer, args.limit, params.eval.batch_size, params.eval.seed))
             print(f"done: {format_row(rows[-1])}", flush=True)
-        work.close()
+        for work in {id(w): w for _, w in models.values()}.values():  # one counter when both share the model
+            work.close()
         step_s, first_s, step_gflop, tokens = gap_step(model, tokenizer, params)
     print(f"\n{'task':22}{'n':>5}{'HFLM s':>9}{'ours s':>9}{'speedup':>9}{'same':>8}{'max|dLL|':>10}"
           f"{'HFLM':>7}{'ours':>7}{'HFLM GF/s':>11}{'ours GF/s':>11}{'work':>7}")
@@ -178,11 +195,11 @@ def main() -> None:
             # speed-up = work ratio x efficiency ratio: fewer FLOPs, or the same FLOPs at a higher rate.
             print(f"{label}: HFLM {hf_s:.1f} s, ours {fast_s:.1f} s: {hf_s / fast_s:.2f}x "
                   f"(HFLM runs {hf_gflop / fast_gflop:.2f}x our matmul FLOPs, at "
-                  f"{hf_gflop / hf_s / peak:.0%} of the peak; ours at {fast_gflop / fast_s / peak:.0%})")
+                  f"{hf_gflop / hf_s / peak:.0%} of the peak; ours at {fast_gflop / fast_s / ours_peak:.0%})")
     print(f"GAP step ({tokens} tokens): {step_s:.2f} s (median of 8; the first took {first_s:.2f} s), "
           f"{step_gflop / step_s:.1f} GFLOP/s = {step_gflop / step_s / peak:.0%} of the matmul peak")
     for r in rows:
-        print(f"{r['task']} ours/peak {r['fast_gflops'] / peak:.0%}, HFLM/peak {r['hf_gflops'] / peak:.0%}")
+        print(f"{r['task']} ours/peak {r['fast_gflops'] / ours_peak:.0%}, HFLM/peak {r['hf_gflops'] / peak:.0%}")
 
 
 if __name__ == "__main__":
