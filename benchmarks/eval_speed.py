@@ -165,21 +165,21 @@ def main() -> None:
             model_dir = Path(scratch) / "model"
             prepare_model(args.model, model_dir, Path(scratch))
         peak = matmul_peak_gflops()
-        ours_peak = peak if ours_dtype == torch.float32 else matmul_peak_gflops(ours_dtype)
-        print(f"model {args.model}; {torch.get_num_threads()} threads; float32 matmul peak {peak:.1f} GFLOP/s"
-              + (f"; {args.ours_dtype} peak {ours_peak:.1f} GFLOP/s (ours)" if ours_dtype != torch.float32 else ""))
+        print(f"model {args.model}; {torch.get_num_threads()} threads; float32 matmul peak {peak:.1f} GFLOP/s")
         model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
-        models = {"hf": (model, MatmulWork(model))}
-        if ours_dtype == torch.float32:
-            models["fast"] = models["hf"]
-        else:
+        hf = (model, MatmulWork(model))
+        fast, ours_peak = hf, peak
+        if ours_dtype != torch.float32:
+            ours_peak = matmul_peak_gflops(ours_dtype)
+            print(f"ours in {args.ours_dtype}: matmul peak {ours_peak:.1f} GFLOP/s")
             ours = load_model(model_dir, torch.device("cpu"), ours_dtype)[0]
-            models["fast"] = (ours, MatmulWork(ours))
+            fast = (ours, MatmulWork(ours))
         rows = []
         for task in args.tasks:  # each row printed as it comes, so a long run that dies still leaves its rows
-            rows.append(compare_task(task, models, tokenizer, args.limit, params.eval.batch_size, params.eval.seed))
+            rows.append(compare_task(task, {"hf": hf, "fast": fast}, tokenizer, args.limit, params.eval.batch_size,
+                                     params.eval.seed))
             print(f"done: {format_row(rows[-1])}", flush=True)
-        for work in {id(w): w for _, w in models.values()}.values():  # one counter when both share the model
+        for work in {hf[1], fast[1]}:  # one counter when both classes score the same model
             work.close()
         step_s, first_s, step_gflop, tokens = gap_step(model, tokenizer, params)
     print(f"\n{'task':22}{'n':>5}{'HFLM s':>9}{'ours s':>9}{'speedup':>9}{'same':>8}{'max|dLL|':>10}"

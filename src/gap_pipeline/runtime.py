@@ -26,9 +26,9 @@ def resolve_device(device: str) -> torch.device:
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` is float32 on CPU and bfloat16 on GPUs.
 
-    Not for speed alone: on CPUs with bfloat16 instructions (this project's AVX-512 BF16 machines) bfloat16
-    matmuls run about 2.2x float32's, but scoring in bfloat16 changed 10% of mathqa's picks and about half of the
-    generated replies against float32 (benchmarks/results/), so a CPU run stays exact unless asked otherwise.
+    Not for speed alone: on this machine's AVX-512 BF16 cores a bfloat16 matmul ran 2.2x float32's, but scoring
+    SmolLM2 in bfloat16 changed 10% of mathqa's picks and 38-50% of the generated replies against float32
+    (benchmarks/results/), so a CPU run stays exact unless asked otherwise.
     """
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
