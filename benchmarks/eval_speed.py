@@ -25,13 +25,14 @@ from pathlib import Path
 
 import torch
 
-from gap_pipeline.ascent import encode_text, gradient_ascent
-from gap_pipeline.benchmarks import DIALOGUE_TASKS, MULTIPLE_CHOICE_TASKS
+from gap_pipeline.core.params import load_params
+from gap_pipeline.core.runtime import configure_cpu
+from gap_pipeline.core.tasks import CLASSIFICATION_TASKS, DIALOGUE_TASKS
 from gap_pipeline.corpora import read_local_corpus
-from gap_pipeline.evaluation import TaskRun, evaluate_task, make_lm
+from gap_pipeline.gap.ascent import encode_text, gradient_ascent
 from gap_pipeline.models import count_parameters, load_model, prepare_model
-from gap_pipeline.params import load_params
-from gap_pipeline.runtime import configure_cpu
+from gap_pipeline.scoring.evaluate import evaluate_task, make_lm
+from gap_pipeline.scoring.task_config import TaskRun
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -90,14 +91,14 @@ class MatmulWork:
 def compare_task(task: str, models: dict[str, tuple[torch.nn.Module, MatmulWork]], tokenizer, limit: int,
                  batch_size: int, seed: int) -> dict:
     """Both classes on one task; ``models`` maps each class ("hf", "fast") to the model it scores and its counter."""
-    run = TaskRun(task, "validation", limit, SHARED / "benchmarks", batch_size, seed)
+    run = TaskRun(task, "validation", limit, SHARED / "benchmarks")
     out = {}
     for name in ("hf", "fast"):
         model, work = models[name]
         lm = make_lm(name, model, tokenizer, batch_size)
         work.take_gflop()
         start = time.perf_counter()
-        record, predictions = evaluate_task(lm, tokenizer, run)
+        record, predictions = evaluate_task(lm, tokenizer, run, seed)
         seconds = time.perf_counter() - start
         out[name] = {"seconds": seconds, "gflop": work.take_gflop(), "record": record,
                      "predictions": sorted(predictions, key=lambda p: p["doc_id"])}
@@ -150,7 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m", help="model.name, or a prepared model directory")
     parser.add_argument("--limit", type=int, default=64, help="examples per task")
-    parser.add_argument("--tasks", nargs="*", default=[*MULTIPLE_CHOICE_TASKS, *DIALOGUE_TASKS],
+    parser.add_argument("--tasks", nargs="*", default=[*CLASSIFICATION_TASKS, *DIALOGUE_TASKS],
                         help="tasks to compare; none (`--tasks` alone) measures only the GAP step")
     parser.add_argument("--ours-dtype", choices=["float32", "bfloat16"], default="float32",
                         help="the dtype FastLM scores in (HFLM and the GAP step stay float32)")
@@ -186,7 +187,7 @@ def main() -> None:
           f"{'HFLM':>7}{'ours':>7}{'HFLM GF/s':>11}{'ours GF/s':>11}{'work':>7}")
     for r in rows:
         print(format_row(r))
-    for label, group in (("multiple choice", MULTIPLE_CHOICE_TASKS), ("dialogue", DIALOGUE_TASKS)):
+    for label, group in (("multiple choice", CLASSIFICATION_TASKS), ("dialogue", DIALOGUE_TASKS)):
         chosen = [r for r in rows if r["task"] in group]
         if chosen:
             hf_s, fast_s = sum(r["hf_s"] for r in chosen), sum(r["fast_s"] for r in chosen)

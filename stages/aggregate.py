@@ -1,17 +1,16 @@
 """DVC stage aggregate: summary.json, the paper's per-run CSVs and plot data from every task's metrics."""
 
-import _checkout  # noqa: F401, I001  (first: the package below comes from this checkout)
 import argparse
 from pathlib import Path
 
-from gap_pipeline.benchmarks import FAMILIES
-from gap_pipeline.cli import run_stage
-from gap_pipeline.outputs import read_json, read_jsonl, write_json, write_table
-from gap_pipeline.params import load_params
-from gap_pipeline.reporting import load_scores, paper_row, score_table, summarize
+from gap_pipeline.core.io import read_json, read_jsonl, write_json, write_table
+from gap_pipeline.core.params import TrackedParams
+from gap_pipeline.core.stage import run_stage
+from gap_pipeline.core.tasks import FAMILIES
+from gap_pipeline.reporting.run_summary import load_scores, paper_row, score_table, summarize
 
 
-def main() -> None:
+def main(params: TrackedParams) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scores", type=Path, required=True,
                         help="folder with base/, gap/ and reference/<model>/ task metrics")
@@ -19,7 +18,6 @@ def main() -> None:
     parser.add_argument("--train", type=Path, required=True, help="the gap stage's train.json (the step it kept)")
     parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and the tables")
     args = parser.parse_args()
-    params = load_params()
     base, gap = load_scores(args.scores / "base"), load_scores(args.scores / "gap")
     text = read_jsonl(args.corpus)[params.gap.index]
     run = {"corpus": params.gap.corpus, "index": text.get("source_row", params.gap.index), "model": params.model.name}
@@ -28,9 +26,9 @@ def main() -> None:
     kept = read_json(args.train)["steps"]
     summary = summarize(base, gap, references) | {"run": {"source_row": run["index"], "kept_step": kept}}
     write_json(args.out / "summary.json", summary)
-    for kind in FAMILIES:
-        rows = [paper_row(base, kind, epoch=0, **run), paper_row(gap, kind, epoch=kept, **run)]
-        write_table(args.out / f"runs_{kind}.csv", rows, list(rows[0]), delimiter=",")
+    for family in FAMILIES:
+        rows = [paper_row(base, family, epoch=0, **run), paper_row(gap, family, epoch=kept, **run)]
+        write_table(args.out / f"runs_{family}.csv", rows, list(rows[0]), delimiter=",")
     write_table(args.out / "scores.tsv", score_table(base, gap), ["task", "model", "metric", "score"])
     print(f"summary of {len(base)} base and {len(gap)} GAP task scores in {args.out}")
 

@@ -1,22 +1,21 @@
 """DVC stage gap: post-train the prepared model by gradient ascent on text `gap.index` of `gap.corpus`."""
 
-import _checkout  # noqa: F401, I001  (first: the package below comes from this checkout)
 import argparse
 from pathlib import Path
 
-from gap_pipeline.cli import run_stage
-from gap_pipeline.params import load_params
-from gap_pipeline.post_train import post_train
+from gap_pipeline.core.params import TrackedParams
+from gap_pipeline.core.stage import run_stage
+from gap_pipeline.gap.post_train import post_train
 
 
-def main() -> None:
+def main(params: TrackedParams) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="prepared base model directory")
     parser.add_argument("--corpus", type=Path, required=True, help="sampled corpus JSONL")
     parser.add_argument("--out", type=Path, required=True, help="post-trained model directory to write")
     parser.add_argument("--metrics", type=Path, required=True, help="folder for train.json and steps.tsv")
     args = parser.parse_args()
-    post_train(load_params(), args.model, args.corpus, args.out, args.metrics)
+    post_train(params, args.model, args.corpus, args.out, args.metrics)
 
 
 if __name__ == "__main__":

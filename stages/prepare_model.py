@@ -1,23 +1,21 @@
 """DVC stages prepare_model and prepare_reference@<name>: write a model as a safetensors directory plus
 model_info.json; `model.name` (the model GAP post-trains) unless `--reference` names a reference model."""
 
-import _checkout  # noqa: F401, I001  (first: the package below comes from this checkout)
 import argparse
 import tempfile
 from pathlib import Path
 
-from gap_pipeline.cli import run_stage
+from gap_pipeline.core.io import atomic_path
+from gap_pipeline.core.params import TrackedParams
+from gap_pipeline.core.stage import run_stage
 from gap_pipeline.models import prepare_model
-from gap_pipeline.outputs import atomic_path
-from gap_pipeline.params import load_params
 
 
-def main() -> None:
+def main(params: TrackedParams) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--reference", help="an entry of reference.models instead of model.name")
     args = parser.parse_args()
-    params = load_params()
     model = params.model
     # A reference model is scored only, never post-trained: no revision of its own, the same code trust.
     name, revision = (args.reference, None) if args.reference else (model.name, model.revision)

@@ -47,8 +47,7 @@ def raw_params() -> dict:
     return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 
 
-@pytest.fixture
-def tiny_model() -> LlamaForCausalLM:
+def make_tiny_model() -> LlamaForCausalLM:
     """A randomly initialised 2-layer Llama: big enough for real gradients, small enough for milliseconds."""
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -58,8 +57,7 @@ def tiny_model() -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
-@pytest.fixture
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
+def make_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A word-level tokenizer over 127 made-up words plus [UNK], matching the tiny model's vocabulary."""
     vocab = {"[UNK]": 0} | {f"w{i}": i for i in range(1, 128)}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
@@ -67,13 +65,32 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="w1")
 
 
-@pytest.fixture
-def tiny_model_dir(tmp_path, tiny_model, tiny_tokenizer) -> Path:
+def save_tiny_model(out: Path) -> Path:
     """The tiny model and tokenizer saved as a local model directory, as a user's own model would be."""
-    out = tmp_path / "tiny"
-    tiny_model.save_pretrained(out)
-    tiny_tokenizer.save_pretrained(out)
+    make_tiny_model().save_pretrained(out)
+    make_tiny_tokenizer().save_pretrained(out)
     return out
+
+
+@pytest.fixture
+def tiny_model() -> LlamaForCausalLM:
+    return make_tiny_model()
+
+
+@pytest.fixture
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    return make_tiny_tokenizer()
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path) -> Path:
+    return save_tiny_model(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory():
+    """``save_tiny_model`` for fixtures wider than one test."""
+    return save_tiny_model
 
 
 class StageDir:
@@ -89,10 +106,10 @@ class StageDir:
     def set(self, dotted: str, value) -> None:
         set_dotted(self.params, dotted, value)
 
-    def run(self, stage: str, *args: str) -> subprocess.CompletedProcess:
+    def run(self, stage: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         (self.root / "params.yaml").write_text(yaml.safe_dump(self.params, sort_keys=False))
         return subprocess.run([sys.executable, str(PROJECT_ROOT / "stages" / f"{stage}.py"), *args],
-                              cwd=self.root, capture_output=True, text=True)
+                              cwd=self.root, capture_output=True, text=True, env=os.environ | (env or {}))
 
     def write_corpus(self, docs: list[dict]) -> str:
         corpus = self.root.parent / "corpus.jsonl"

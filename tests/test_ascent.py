@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from gap_pipeline.ascent import (
+from gap_pipeline.core.params import parse_params
+from gap_pipeline.gap.ascent import (
     DegenerateTextError,
     DivergenceError,
     disable_dropout,
@@ -12,7 +13,6 @@ from gap_pipeline.ascent import (
     make_optimizer,
     text_loss,
 )
-from gap_pipeline.params import parse_params
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from gap_pipeline.core.params import parse_params
 from gap_pipeline.corpora import CorpusError, read_local_corpus, sample_corpus
-from gap_pipeline.params import parse_params
 
 
 @pytest.fixture

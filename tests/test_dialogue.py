@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import gap_pipeline.dialogue
-from gap_pipeline.dialogue import (
+import gap_pipeline.scoring.dialogue
+from gap_pipeline.scoring.dialogue import (
     STOP_SEQUENCES,
     build_prompt,
     cut_reply,
@@ -13,7 +13,7 @@ from gap_pipeline.dialogue import (
     unigram_f1,
 )
 
-DIALOGUE_TASKS_DIR = Path(gap_pipeline.dialogue.__file__).parent / "lm_eval_tasks"
+DIALOGUE_TASKS_DIR = Path(gap_pipeline.scoring.dialogue.__file__).parent / "lm_eval_tasks"
 
 
 def test_prompt_alternates_speakers_and_ends_with_the_next_tag():

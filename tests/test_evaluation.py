@@ -11,18 +11,10 @@ import pytest
 import torch
 import yaml
 
-from gap_pipeline.evaluation import (
-    DIALOGUE_TASKS_DIR,
-    MODEL_CLASSES,
-    STOCK_TASK_DIRS,
-    TaskRun,
-    evaluate_task,
-    flatten_metrics,
-    make_lm,
-    task_spec,
-)
+from gap_pipeline.core.params import EvalParams, load_params
 from gap_pipeline.models import load_model, prepare_model
-from gap_pipeline.params import EvalParams, load_params
+from gap_pipeline.scoring.evaluate import MODEL_CLASSES, evaluate_task, flatten_metrics, make_lm
+from gap_pipeline.scoring.task_config import DIALOGUE_TASKS_DIR, STOCK_TASK_DIRS, TaskRun, task_spec
 from tests.conftest import PROJECT_ROOT, SHARED
 
 BENCHMARKS = SHARED / "benchmarks"
@@ -39,19 +31,19 @@ def test_flatten_metrics_strips_filters_and_drops_text():
 
 
 def test_task_spec_scores_the_named_split_of_the_local_mirror():
-    member = task_spec(TaskRun("arc_easy", "validation", 5, BENCHMARKS, 4, 0))["task"][0]
+    member = task_spec(TaskRun("arc_easy", "validation", 5, BENCHMARKS))["task"][0]
     assert member["validation_split"] == "validation" and member["test_split"] is None
     assert member["dataset_kwargs"]["data_files"]["validation"].endswith("benchmarks/arc_easy/validation.jsonl")
 
 
 def test_task_spec_for_the_hub_keeps_the_stock_dataset():
-    member = task_spec(TaskRun("piqa", "validation", 5, None, 4, 0))["task"][0]
+    member = task_spec(TaskRun("piqa", "validation", 5, None))["task"][0]
     assert "dataset_path" not in member
 
 
 def test_a_missing_split_names_the_file_and_the_fix():
     with pytest.raises(FileNotFoundError, match=r"no test split for task 'copa' at .*copa/test.jsonl"):
-        task_spec(TaskRun("copa", "test", 5, BENCHMARKS, 4, 0))
+        task_spec(TaskRun("copa", "test", 5, BENCHMARKS))
 
 
 def test_every_stock_task_dir_holds_its_config():
@@ -109,7 +101,7 @@ def our_run(request, smollm2_dir, cli_run) -> dict:
     model, tokenizer = load_model(smollm2_dir, torch.device("cpu"), torch.float32)
     lm = make_lm(request.param, model, tokenizer, BATCH)
     return {
-        task: evaluate_task(lm, tokenizer, TaskRun(task, "validation", LIMIT, BENCHMARKS, BATCH, cli_run["seed"]))
+        task: evaluate_task(lm, tokenizer, TaskRun(task, "validation", LIMIT, BENCHMARKS), cli_run["seed"])
         for task in TASKS
     }
 

@@ -10,15 +10,10 @@ from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-from gap_pipeline.fast_lm import (
-    FastLM,
-    fit_context,
-    group_by_context,
-    is_left_padded,
-    merge_rows,
-    reduce_vocabulary,
-    split_rows,
-)
+from gap_pipeline.scoring.batching import fit_context, group_by_context, is_left_padded
+from gap_pipeline.scoring.fast_lm import FastLM
+from gap_pipeline.scoring.kv_cache import merge_rows, split_rows
+from gap_pipeline.scoring.vocabulary import reduce_vocabulary
 
 
 def _words(rng: random.Random, n: int) -> str:
@@ -157,12 +152,12 @@ def test_a_generated_prompt_is_not_read_again_for_its_loglikelihood(models):
     hflm, fast = models
     prompts = _dialogue_requests(random.Random(2), [5, 11, 3, 8])
     assert fast.generate_until(prompts) == hflm.generate_until(prompts)
-    assert len(fast._prompts) == len(prompts)
+    assert len(fast.prompts) == len(prompts)
     replies = [Instance("loglikelihood", {}, (r.args[0], " w7 w8 w9"), idx=0) for r in prompts]
     reads: list[int] = []
     fast._read = lambda rows, read=fast._read: reads.append(len(rows)) or read(rows)
     got, expected = fast.loglikelihood(replies), hflm.loglikelihood(replies)
-    assert reads == [] and fast._prompts == {}
+    assert reads == [] and len(fast.prompts) == 0
     for (ll, greedy), (ll_ref, greedy_ref) in zip(got, expected, strict=True):
         assert ll == pytest.approx(ll_ref, abs=1e-4)
         assert greedy == greedy_ref
@@ -172,7 +167,7 @@ def test_no_prompt_is_kept_beyond_the_memory_budget(tiny_model, tiny_tokenizer):
     tiny_model.eval()
     fast = FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, batch_size=3, prompt_cache_gb=0)
     fast.generate_until(_dialogue_requests(random.Random(2), [5, 11]))
-    assert fast._prompts == {}
+    assert len(fast.prompts) == 0
 
 
 def test_split_and_merge_give_back_the_rows():
@@ -201,10 +196,10 @@ def test_sliding_window_model_generates_as_hflm(tiny_tokenizer):
     fast = FastLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
     short = _dialogue_requests(random.Random(3), [4, 7, 2])
     assert fast.generate_until(short) == hflm.generate_until(short)
-    assert len(fast._prompts) == len(short)  # within the window: read unpadded and kept
+    assert len(fast.prompts) == len(short)  # within the window: read unpadded and kept
     replies = [Instance("loglikelihood", {}, (r.args[0], " w7 w8"), idx=0) for r in short]
     for (ll, _), (ll_ref, _) in zip(fast.loglikelihood(replies), hflm.loglikelihood(replies), strict=True):
         assert ll == pytest.approx(ll_ref, abs=1e-4)
     long = _dialogue_requests(random.Random(4), [12, 30, 5])
     assert fast.generate_until(long) == hflm.generate_until(long)
-    assert fast._prompts == {}  # longer than the window: read as HFLM pads them, nothing kept
+    assert len(fast.prompts) == 0  # longer than the window: read as HFLM pads them, nothing kept

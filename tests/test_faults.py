@@ -40,7 +40,7 @@ def _fails_cleanly(result: subprocess.CompletedProcess, stage_dir: StageDir, *ex
         ("gap.corpus", "gihtub", ["gap.corpus = 'gihtub' is not a corpus", "allowed: ['github', 'pile_cc', 'tdec']"]),
         ("eval.tasks.boolq", {"split": "validation", "limit": 4}, ["unknown task(s) ['boolq']", "allowed: ['piqa'"]),
         ("runtime.device", "tpu", ["runtime.device = 'tpu'", "pattern"]),
-        ("gap.select.tasks", ["copa"], ["criterion = 'both' needs a dialog task in gap.select.tasks"]),
+        ("gap.select.tasks", ["copa"], ["criterion = 'both' needs a dialogue task in gap.select.tasks"]),
         ("gap.select.examples", 0, ["gap.select.examples = 0", "use criterion 'last' to skip selection"]),
         ("gap.select.tasks", ["copa", "boolq"], ["gap.select.tasks has unknown task(s) ['boolq']"]),
     ],
@@ -75,7 +75,7 @@ def test_an_unreachable_hub_corpus_says_where_it_looked_and_how_to_go_local(stag
     stage_dir.set("hub_corpora", {"c4": {"dataset": "allenai/c4", "name": "en", "split": "validation",
                                          "revision": None, "n": 3, "seed": 0, "text_field": "text",
                                          "id_field": None}})
-    result = stage_dir.run("sample_corpus", "--name", "c4", "--out", "data/corpora/c4.jsonl")
+    result = stage_dir.run("sample_corpus", "--hub", "--name", "c4", "--out", "data/corpora/c4.jsonl")
     _fails_cleanly(result, stage_dir, "hub corpus 'allenai/c4'", "tried the hub and the datasets cache",
                    "list it under `corpora` with `source:`")
 

@@ -1,6 +1,6 @@
 import pytest
 
-from gap_pipeline.outputs import atomic_path, read_jsonl, write_jsonl, write_table
+from gap_pipeline.core.io import atomic_path, read_jsonl, write_jsonl, write_table
 
 
 def test_a_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from gap_pipeline.params import ParamsError, load_params, parse_params
+from gap_pipeline.core.params import ParamsError, load_params, parse_params
 from tests.conftest import PROJECT_ROOT
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from gap_pipeline.ascent import encode_text, text_loss
+from gap_pipeline.gap.ascent import encode_text, text_loss
 from gap_pipeline.models import load_model
 from gap_pipeline.sweep import experiment_revs, file_data
 from tests.conftest import SHARED
@@ -34,7 +34,7 @@ TINY = {
 EVALUATIONS = {f"evaluate@{model}-{task}" for model in ("base", "gap") for task in ("copa", "wizard_of_wikipedia")}
 GAP_EVALUATIONS = {stage for stage in EVALUATIONS if "@gap-" in stage}
 ALL_STAGES = {
-    "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc", "sample_corpus@tdec", "gap",
+    "check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc", "sample_corpus@tdec", "gap",
     *EVALUATIONS, "aggregate",
 }
 
@@ -55,7 +55,7 @@ def test_repro_leaves_a_post_trained_model_and_its_metrics(project):
     assert rows[0].split("\t") == ["step", "loss", "seconds", "tokens_per_second"] and len(rows) == 3
     assert float(rows[2].split("\t")[1]) > float(rows[1].split("\t")[1])  # the ascent climbed
     curve = (project.root / "metrics/gap/selection.tsv").read_text().splitlines()
-    assert curve[0].split("\t")[:4] == ["step", "criterion", "classification", "dialog"] and len(curve) == 3
+    assert curve[0].split("\t")[:4] == ["step", "criterion", "classification", "dialogue"] and len(curve) == 3
     assert train["diverged"] is False
     run = project.read_json("models/gap/gap_run.json")
     sampled = (project.root / "data/corpora/github.jsonl").read_text().splitlines()
@@ -66,24 +66,26 @@ def test_repro_leaves_a_post_trained_model_and_its_metrics(project):
 
 
 def test_a_corpus_seed_reruns_only_that_corpus(project):
+    # check_params reads every key: it reruns on any change (in a fraction of a second), and its unchanged
+    # output reruns nothing after it.
     project.set_param("corpora.pile_cc.seed", 1)
-    assert project.changed_stages() == {"sample_corpus@pile_cc"}
-    assert project.repro() == ({"sample_corpus@pile_cc"}, set())
+    assert project.changed_stages() == {"check_params", "sample_corpus@pile_cc"}
+    assert project.repro() == ({"check_params", "sample_corpus@pile_cc"}, set())
     # Back to the old seed: the run-cache restores the old sample instead of recomputing it.
     project.set_param("corpora.pile_cc.seed", 0)
-    assert project.repro() == (set(), {"sample_corpus@pile_cc"})
+    assert project.repro() == ({"check_params"}, {"sample_corpus@pile_cc"})
     assert project.changed_stages() == set()
 
 
 def test_gap_steps_rerun_gap_and_its_scores_never_the_baseline(project):
     first = project.read_json("metrics/gap/train.json")
     project.set_param("gap.steps", 2)
-    assert project.changed_stages() == {"gap"}
-    assert project.repro() == ({"gap", *GAP_EVALUATIONS, "aggregate"}, set())
+    assert project.changed_stages() == {"check_params", "gap"}
+    assert project.repro() == ({"check_params", "gap", *GAP_EVALUATIONS, "aggregate"}, set())
     assert project.read_json("metrics/gap/train.json")["steps_run"] == 2
     # Back to one step: everything downstream of gap comes back from the run-cache.
     project.set_param("gap.steps", 1)
-    assert project.repro() == (set(), {"gap", *GAP_EVALUATIONS, "aggregate"})
+    assert project.repro() == ({"check_params"}, {"gap", *GAP_EVALUATIONS, "aggregate"})
     assert project.read_json("metrics/gap/train.json") == first
 
 
@@ -100,8 +102,8 @@ def test_evaluation_leaves_every_task_score_and_the_summary(project):
     summary = project.read_json("metrics/summary/summary.json")
     copa = summary["tasks"]["copa"]
     assert copa["delta"] == pytest.approx(copa["gap"] - copa["base"])
-    assert summary["averages"]["dialog"]["base"] == summary["tasks"]["wizard_of_wikipedia"]["base"]
-    header = (project.root / "metrics/summary/runs_dialog.csv").read_text().splitlines()[0]
+    assert summary["averages"]["dialogue"]["base"] == summary["tasks"]["wizard_of_wikipedia"]["base"]
+    header = (project.root / "metrics/summary/runs_dialogue.csv").read_text().splitlines()[0]
     assert header.startswith("corpora,index,epoch,average,model,")
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
     assert "metrics/eval/base/copa.json" in json.dumps(shown)
@@ -109,9 +111,49 @@ def test_evaluation_leaves_every_task_score_and_the_summary(project):
 
 def test_one_task_limit_reruns_that_task_alone(project):
     project.set_param("eval.tasks.copa.limit", 3)
-    assert project.changed_stages() == {"evaluate@base-copa", "evaluate@gap-copa"}
-    assert project.repro() == ({"evaluate@base-copa", "evaluate@gap-copa", "aggregate"}, set())
+    assert project.changed_stages() == {"check_params", "evaluate@base-copa", "evaluate@gap-copa"}
+    assert project.repro() == ({"check_params", "evaluate@base-copa", "evaluate@gap-copa", "aggregate"}, set())
     assert project.read_json("metrics/eval/base/copa.json")["examples"] == 3
+
+
+def test_the_selection_split_reruns_gap_and_a_reporting_split_its_task(project):
+    project.set_param("gap.select.split", "test")
+    assert project.changed_stages() == {"check_params", "gap"}
+    project.set_param("gap.select.split", "validation")
+    project.set_param("eval.tasks.copa.split", "test")
+    assert project.changed_stages() == {"check_params", "evaluate@base-copa", "evaluate@gap-copa"}
+    project.set_param("eval.tasks.copa.split", "validation")
+    assert project.changed_stages() == set()
+
+
+def test_a_refused_param_stops_the_run_before_any_output_is_touched(project):
+    project.set_param("gap.steps", -1)
+    before = json.loads(project.dvc("status", "--json").stdout)
+    refused = project.dvc("repro", check=False)
+    assert refused.returncode != 0 and "gap.steps = -1" in refused.stdout + refused.stderr
+    assert "Running stage 'gap'" not in refused.stdout
+    assert json.loads(project.dvc("status", "--json").stdout) == before
+    assert (project.root / "metrics/gap/train.json").exists() and (project.root / "models/gap").is_dir()
+    project.set_param("gap.steps", 1)
+    assert project.changed_stages() == set()
+
+
+@pytest.mark.parametrize(("module", "stages"), [
+    ("core/runtime.py", {"check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc",
+                         "sample_corpus@tdec", "gap", *EVALUATIONS, "aggregate"}),
+    ("models.py", {"prepare_model", "gap", *EVALUATIONS}),
+    ("scoring/batching.py", {"gap", *EVALUATIONS}),
+    ("reporting/run_summary.py", {"aggregate"}),
+])
+def test_an_edit_to_a_module_reruns_the_stages_that_import_it(project, module, stages):
+    source = project.root / "src/gap_pipeline" / module
+    original = source.read_text()
+    source.write_text(original + "\n\ndef added_by_a_test() -> None:\n    pass\n")
+    try:
+        assert project.changed_stages() == stages
+    finally:
+        source.write_text(original)
+    assert project.changed_stages() == set()
 
 
 def test_dvc_exp_run_with_a_set_param(project):

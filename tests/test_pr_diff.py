@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-from gap_pipeline.pr_diff import MARKER, dvc_diff, render
+from gap_pipeline.reporting.pr_diff import MARKER, dvc_diff, render
 
 ENV = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
                     "GIT_COMMITTER_EMAIL": "t@example.com", "DVC_NO_ANALYTICS": "1",

@@ -2,7 +2,7 @@
 
 import platform
 
-from gap_pipeline.runtime import keep_freed_memory
+from gap_pipeline.core.runtime import keep_freed_memory
 
 
 def test_freed_memory_is_kept_where_glibc_runs():

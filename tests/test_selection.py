@@ -9,9 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gap_pipeline.errors import ParamsError
-from gap_pipeline.params import parse_params
-from gap_pipeline.selection import BestStep, SelectionSlice, check_disjoint, criterion_value, family_averages
+from gap_pipeline.core.checks import check_disjoint, check_selection_disjoint
+from gap_pipeline.core.errors import ParamsError
+from gap_pipeline.core.params import TrackedParams, parse_params
+from gap_pipeline.core.tasks import family_averages
+from gap_pipeline.gap.selection import BestStep, SelectionSlice, criterion_value
 from tests.conftest import with_shared_data
 
 
@@ -26,26 +28,39 @@ def test_a_reporting_limit_that_reaches_the_selection_slice_is_refused():
         check_disjoint("copa", split_size=100, examples=8, limit=None)  # null: the whole split
 
 
-def test_the_slice_is_the_last_examples_of_each_split_and_checked_against_the_limits(raw_params):
+def test_the_slice_is_the_last_examples_of_each_split(raw_params):
     raw = with_shared_data(raw_params)
     raw["gap"]["select"] |= {"examples": 5, "tasks": ["copa", "wizard_of_wikipedia"]}
     selection = SelectionSlice.build(parse_params(raw))
     assert selection.samples["copa"] == [95, 96, 97, 98, 99]  # the copa mirror has 100 validation rows
     assert selection.samples["wizard_of_wikipedia"] == list(range(962, 967))
-    raw["eval"]["tasks"]["copa"]["limit"] = 96
-    with pytest.raises(ParamsError, match="eval.tasks.copa.limit = 96"):
+    raw["gap"]["select"]["split"] = "test"  # arc_easy has a test split of 2376 rows; copa has none
+    raw["gap"]["select"]["tasks"] = ["arc_easy", "wizard_of_wikipedia"]
+    with pytest.raises(FileNotFoundError, match="no test split for task 'wizard_of_wikipedia'"):
         SelectionSlice.build(parse_params(raw))
 
 
+def test_the_limits_are_checked_against_the_slice_only_on_the_same_split(raw_params):
+    raw = with_shared_data(raw_params)
+    raw["gap"]["select"] |= {"examples": 5, "tasks": ["copa", "arc_easy", "wizard_of_wikipedia"]}
+    assert check_selection_disjoint(TrackedParams(parse_params(raw))) == ["copa", "arc_easy", "wizard_of_wikipedia"]
+    raw["eval"]["tasks"]["copa"]["limit"] = 96  # copa's validation split has 100 rows: 96 + 5 > 100
+    with pytest.raises(ParamsError, match="eval.tasks.copa.limit = 96"):
+        check_selection_disjoint(TrackedParams(parse_params(raw)))
+    raw["eval"]["tasks"]["copa"]["limit"] = 40
+    raw["eval"]["tasks"]["arc_easy"] |= {"split": "test", "limit": None}  # reports on test, selects on validation
+    assert check_selection_disjoint(TrackedParams(parse_params(raw))) == ["copa", "wizard_of_wikipedia"]
+
+
 def test_criteria_rank_by_their_family_and_both_by_relative_gains():
-    start = {"classification": 0.5, "dialog": 0.1}
-    step = {"classification": 0.49, "dialog": 0.11}
+    start = {"classification": 0.5, "dialogue": 0.1}
+    step = {"classification": 0.49, "dialogue": 0.11}
     assert criterion_value("classification", step, start) == 0.49
-    assert criterion_value("dialog", step, start) == 0.11
+    assert criterion_value("dialogue", step, start) == 0.11
     # -2% on accuracy, +10% on F1: the relative sum favours the step, a plain sum would not.
     assert criterion_value("both", step, start) == pytest.approx(-0.02 + 0.10)
     assert family_averages({"copa": 0.5, "piqa": 0.7, "wizard_of_wikipedia": 0.1}) == {
-        "classification": pytest.approx(0.6), "dialog": 0.1}
+        "classification": pytest.approx(0.6), "dialogue": 0.1}
 
 
 def test_best_step_keeps_the_first_best_weights_and_restores_them(tiny_model, raw_params):
@@ -74,7 +89,7 @@ def test_gap_stage_keeps_the_best_step_of_its_selection_curve(stage_dir, tiny_ba
     with open(stage_dir.root / "metrics/gap/selection.tsv") as f:
         curve = list(csv.DictReader(f, delimiter="\t"))
     assert [int(row["step"]) for row in curve] == [0, 1, 2, 3]
-    assert list(curve[0])[:4] == ["step", "criterion", "classification", "dialog"]
+    assert list(curve[0])[:4] == ["step", "criterion", "classification", "dialogue"]
     values = [float(row["criterion"]) for row in curve]
     assert train["steps"] == values.index(max(values)) and train["steps_run"] == 3
     assert train["selection"]["best"] == pytest.approx(max(values))

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import ast
 import csv
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from gap_pipeline.benchmarks import ALL_TASKS, MULTIPLE_CHOICE_TASKS
-from gap_pipeline.errors import ParamsError
-from gap_pipeline.report import compare_with_paper, paper_baselines, write_report
+from gap_pipeline.core.errors import ParamsError
+from gap_pipeline.core.tasks import ALL_TASKS, CLASSIFICATION_TASKS
+from gap_pipeline.reporting.run_summary import paper_file
+from gap_pipeline.reporting.sweep_report import compare_with_paper, paper_baselines, write_report
 from gap_pipeline.sweep import outside_paths, parse_indices, queue_commands, run_rows
 from tests.conftest import PROJECT_ROOT, SHARED
 
@@ -23,20 +20,6 @@ def test_indices_read_like_a_page_range():
     assert parse_indices("0-2,7") == [0, 1, 2, 7]
     with pytest.raises(ParamsError, match="--indices 'a-b'"):
         parse_indices("a-b")
-
-
-def test_every_stage_runs_the_package_of_its_own_checkout(tmp_path):
-    """Queued experiments run in copies of the repo; the editable install points at the workspace's package."""
-    shutil.copytree(PROJECT_ROOT / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(PROJECT_ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    probe = tmp_path / "stages" / "probe.py"
-    probe.write_text("import _checkout\nimport gap_pipeline\nprint(gap_pipeline.__file__)\n")
-    imported = subprocess.run([sys.executable, str(probe)], cwd=tmp_path, capture_output=True, text=True, check=True)
-    assert Path(imported.stdout.strip()).is_relative_to(tmp_path / "src")
-
-    for script in sorted((PROJECT_ROOT / "stages").glob("[!_]*.py")):
-        imports = [node for node in ast.parse(script.read_text()).body if isinstance(node, ast.Import | ast.ImportFrom)]
-        assert isinstance(imports[0], ast.Import) and imports[0].names[0].name == "_checkout", script.name
 
 
 def test_the_grid_is_one_queued_experiment_per_model_corpus_and_index():
@@ -58,10 +41,10 @@ def test_paths_out_of_the_repo_are_pinned_for_queued_copies(raw_params):
 
 
 def _summary(base: float, gap: float, kept: int) -> dict:
-    tasks = {t: {"base": base if t in MULTIPLE_CHOICE_TASKS else base / 5,
-                 "gap": gap if t in MULTIPLE_CHOICE_TASKS else gap / 5} for t in ALL_TASKS}
+    tasks = {t: {"base": base if t in CLASSIFICATION_TASKS else base / 5,
+                 "gap": gap if t in CLASSIFICATION_TASKS else gap / 5} for t in ALL_TASKS}
     return {"tasks": tasks, "run": {"source_row": 40 + kept, "kept_step": kept},
-            "reference": {"gemma3-270m": {"classification": 0.55, "dialog": 0.11}}}
+            "reference": {"gemma3-270m": {"classification": 0.55, "dialogue": 0.11}}}
 
 
 def _exp_show(summaries: dict[str, dict | None]) -> list[dict]:
@@ -98,26 +81,26 @@ def test_a_grid_point_run_again_with_the_same_params_counts_once_the_newest():
 
 
 def test_paper_baselines_are_the_published_ones():
-    for kind, published in (("classification", {"350M": 0.4572, "1.3B": 0.5075, "2.7B": 0.5173}),
-                            ("dialog", {"350M": 0.1174, "1.3B": 0.1299, "2.7B": 0.1353})):
-        found = paper_baselines(pd.read_csv(SHARED / "paper" / f"gap_runs_{kind}.csv"))
+    for family, published in (("classification", {"350M": 0.4572, "1.3B": 0.5075, "2.7B": 0.5173}),
+                              ("dialogue", {"350M": 0.1174, "1.3B": 0.1299, "2.7B": 0.1353})):
+        found = paper_baselines(pd.read_csv(SHARED / "paper" / paper_file(family)))
         assert {m: round(v, 4) for m, v in found.items()} == published
 
 
 def test_report_counts_runs_above_baseline_and_mean_gain(tmp_path: Path):
     shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-pile_cc-1": _summary(0.5, 0.5, 0)})
     runs = run_rows(shown)
-    comparison = compare_with_paper(runs, SHARED / "paper").set_index(["kind", "corpus", "who"])
+    comparison = compare_with_paper(runs, SHARED / "paper").set_index(["family", "corpus", "who"])
     ours = comparison.loc[("classification", "Git.", "smollm2-135m")]
     assert ours["runs"] == 1 and ours["above_baseline"] == 1.0 and ours["mean_gain"] == pytest.approx(0.02)
-    kept_base = comparison.loc[("dialog", "CC", "smollm2-135m")]
+    kept_base = comparison.loc[("dialogue", "CC", "smollm2-135m")]
     assert kept_base["above_baseline"] == 0.0 and kept_base["mean_gain"] == 0.0
-    paper = comparison.loc[("dialog", "Git.", "paper OPT-350M")]
+    paper = comparison.loc[("dialogue", "Git.", "paper OPT-350M")]
     assert paper["runs"] == 100 and paper["above_baseline"] == 1.0
 
     text = write_report(runs, tmp_path, SHARED / "paper")
     assert "2 runs collected" in text and "paper OPT-350M: above" in text
-    with open(tmp_path / "runs_dialog.csv") as f:
+    with open(tmp_path / "runs_dialogue.csv") as f:
         table = list(csv.DictReader(f))
     paper_columns = next(csv.reader(open(SHARED / "paper" / "gap_runs_dialog.csv")))
     assert list(table[0]) == paper_columns

@@ -1,8 +1,14 @@
 """Gradient Ascent Post-training (Yoon et al., ACL 2023) as a cached DVC pipeline.
 
-Modules, one concern each: ``params`` (the params.yaml schema), ``models`` (resolving and loading
-models), ``corpora`` (reading and sampling texts), ``ascent`` (the gradient-ascent loop), ``runtime``
-(device, dtype, seeds), ``outputs`` (atomic writes).
+The package is layered; each layer imports only the ones listed before it, and a DVC stage depends on the
+folders and modules its imports load (tests/test_architecture.py checks both):
+
+- ``core/``: params, errors, file output, runtime (device, dtype, seeds), the task registry, the stage runner.
+- ``models.py``, ``corpora.py``: resolving and loading models; reading and sampling texts.
+- ``scoring/``: lm-eval tasks and our lm-eval model class (batching, KV cache, vocabulary reduction).
+- ``gap/``: the ascent, best-step selection and the post-training run.
+- ``reporting/``: the run summary, the sweep report and the pull-request diff (reads only ``core``).
+- ``sweep.py``: queues a grid of experiments and collects them (uses ``reporting``).
 """
 
 __version__ = "0.1.0"

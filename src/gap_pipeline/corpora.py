@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from gap_pipeline.errors import CorpusError
+from gap_pipeline.core.errors import CorpusError
 
 TABLE_READERS = {
     ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False),

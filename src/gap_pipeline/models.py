@@ -25,7 +25,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from gap_pipeline.errors import ModelNotFoundError
+from gap_pipeline.core.errors import ModelNotFoundError
 
 MODEL_INFO_FILE = "model_info.json"
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gap_pipeline.errors import ParamsError
+from gap_pipeline.core.errors import ParamsError
 
 SUMMARY_FILE = "metrics/summary/summary.json"
 PARAMS_FILE = "params.yaml"
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not args.dry_run:
                 _run(command)
         return
-    from gap_pipeline.report import write_report
+    from gap_pipeline.reporting.sweep_report import write_report
 
     shown = json.loads(_run(["dvc", "exp", "show", "--json", "--all-commits"]))
     print(write_report(run_rows(shown), args.out, args.paper))

@@ -16,11 +16,11 @@ matplotlib.use("Agg")  # files only: no display on a CI runner
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gap_pipeline.benchmarks import FAMILIES  # noqa: E402
-from gap_pipeline.outputs import atomic_path, write_table  # noqa: E402
-from gap_pipeline.reporting import corpus_label, kind_average, paper_row  # noqa: E402
+from gap_pipeline.core.io import atomic_path, write_table  # noqa: E402
+from gap_pipeline.core.tasks import FAMILIES, family_average  # noqa: E402
+from gap_pipeline.reporting.run_summary import corpus_label, paper_file, paper_row  # noqa: E402
 
-KIND_TITLES = {"dialog": "Dialogue tasks: unigram F1 average", "classification": "Classification: accuracy average"}
+FAMILY_TITLES = {"dialogue": "Dialogue tasks: unigram F1 average", "classification": "Classification: accuracy average"}
 
 
 def paper_baselines(paper: pd.DataFrame) -> dict[str, float]:
@@ -29,86 +29,86 @@ def paper_baselines(paper: pd.DataFrame) -> dict[str, float]:
     return untouched.groupby("model")["average"].first().to_dict()
 
 
-def per_run_table(runs: list[dict[str, Any]], kind: str) -> pd.DataFrame:
+def per_run_table(runs: list[dict[str, Any]], family: str) -> pd.DataFrame:
     """The paper's per-run format (corpora,index,epoch,average,model,<tasks>), our baseline rows first."""
     rows, baselines = [], {}
     for run in runs:
-        baselines.setdefault(run["model"], paper_row(run["base"], kind, run["corpus"], "", 0, run["model"]))
-        rows.append(paper_row(run["gap"], kind, run["corpus"], run["source_row"], run["epoch"], run["model"]))
+        baselines.setdefault(run["model"], paper_row(run["base"], family, run["corpus"], "", 0, run["model"]))
+        rows.append(paper_row(run["gap"], family, run["corpus"], run["source_row"], run["epoch"], run["model"]))
     for row in baselines.values():
         row["corpora"] = "baseline"
     return pd.DataFrame([*baselines.values(), *sorted(rows, key=lambda r: (r["model"], r["corpora"], r["index"]))])
 
 
 def compare_with_paper(runs: list[dict[str, Any]], paper_dir: Path) -> pd.DataFrame:
-    """Per kind and corpus: the share of runs above their baseline and the mean gain, ours beside the paper's."""
+    """Per family and corpus: the share of runs above their baseline and the mean gain, ours beside the paper's."""
     ours = [
-        {"kind": kind, "corpus": corpus_label(run["corpus"]), "who": run["model"],
-         "gain": kind_average(run["gap"], kind) - kind_average(run["base"], kind)}
-        for run in runs for kind in FAMILIES
+        {"family": family, "corpus": corpus_label(run["corpus"]), "who": run["model"],
+         "gain": family_average(run["gap"], family) - family_average(run["base"], family)}
+        for run in runs for family in FAMILIES
     ]
     theirs = []
-    for kind in FAMILIES:
-        paper = pd.read_csv(paper_dir / f"gap_runs_{kind}.csv")
+    for family in FAMILIES:
+        paper = pd.read_csv(paper_dir / paper_file(family))
         baselines = paper_baselines(paper)
         for row in paper.itertuples():
             base = baselines[row.model]
-            theirs.append({"kind": kind, "corpus": row.corpora, "who": f"paper OPT-{row.model}",
+            theirs.append({"family": family, "corpus": row.corpora, "who": f"paper OPT-{row.model}",
                            "gain": row.average - base})
     frame = pd.DataFrame(ours + theirs)
     # "Above" means by more than float noise: a run that kept step 0 scores exactly its baseline.
     frame["above"] = frame["gain"] > 1e-9
-    table = frame.groupby(["kind", "corpus", "who"], sort=True).agg(
+    table = frame.groupby(["family", "corpus", "who"], sort=True).agg(
         runs=("gain", "size"), above_baseline=("above", "mean"), mean_gain=("gain", "mean"))
     return table.reset_index()
 
 
 def side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
-    """One row per (kind, corpus); per model, the share of runs above baseline and the mean gain."""
-    wide = comparison.pivot(index=["kind", "corpus"], columns="who", values=["above_baseline", "mean_gain"])
+    """One row per (family, corpus); per model, the share of runs above baseline and the mean gain."""
+    wide = comparison.pivot(index=["family", "corpus"], columns="who", values=["above_baseline", "mean_gain"])
     wide.columns = [f"{who}: {'above' if stat == 'above_baseline' else 'gain'}" for stat, who in wide.columns]
     ours = sorted(c for c in wide.columns if not c.startswith("paper"))
     return wide[ours + sorted(c for c in wide.columns if c.startswith("paper"))].reset_index()
 
 
 def figure_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The dots and lines of Figure 1 as one long table (`dvc plots` data): one row per run and kind."""
+    """The dots and lines of Figure 1 as one long table (`dvc plots` data): one row per run and family."""
     points = []
     for run in runs:
         corpus = corpus_label(run["corpus"])
-        for kind in FAMILIES:
-            points.append({"kind": kind, "series": f"GAP {run['model']}", "corpus": corpus,
+        for family in FAMILIES:
+            points.append({"family": family, "series": f"GAP {run['model']}", "corpus": corpus,
                            "index": run["source_row"], "epoch": run["epoch"],
-                           "score": kind_average(run["gap"], kind)})
+                           "score": family_average(run["gap"], family)})
     for model, run in {run["model"]: run for run in runs}.items():
-        for kind in FAMILIES:
-            points.append({"kind": kind, "series": f"baseline {model}", "corpus": "", "index": "", "epoch": 0,
-                           "score": kind_average(run["base"], kind)})
+        for family in FAMILIES:
+            points.append({"family": family, "series": f"baseline {model}", "corpus": "", "index": "", "epoch": 0,
+                           "score": family_average(run["base"], family)})
             for name, averages in run["reference"].items():
-                points.append({"kind": kind, "series": f"reference {name}", "corpus": "", "index": "",
-                               "epoch": 0, "score": averages[kind]})
+                points.append({"family": family, "series": f"reference {name}", "corpus": "", "index": "",
+                               "epoch": 0, "score": averages[family]})
     return points
 
 
 def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
-    """Figure 1: per kind, GAP runs as dots by corpus; the baseline (solid) and references (dashed) as lines."""
+    """Figure 1: per family, GAP runs as dots by corpus; the baseline (solid) and references (dashed) as lines."""
     frame = pd.DataFrame(points)
     dots = frame[frame["series"].str.startswith("GAP")]
     corpora = sorted(dots["corpus"].unique())
     fig, axes = plt.subplots(1, len(FAMILIES), figsize=(5.5 * len(FAMILIES), 4.2))
-    for ax, kind in zip(axes, FAMILIES, strict=True):
-        mine = dots[dots["kind"] == kind]
+    for ax, family in zip(axes, FAMILIES, strict=True):
+        mine = dots[dots["family"] == family]
         for x, corpus in enumerate(corpora):
             ys = mine[mine["corpus"] == corpus]["score"].to_numpy()
             offsets = [(i - (len(ys) - 1) / 2) * 0.08 for i in range(len(ys))]
             ax.scatter([x + o for o in offsets], ys, s=36, alpha=0.8, label=None, zorder=3)
-        lines = frame[(frame["kind"] == kind) & ~frame["series"].str.startswith("GAP")]
+        lines = frame[(frame["family"] == family) & ~frame["series"].str.startswith("GAP")]
         for row, style in zip(lines.itertuples(), ["-", "--", ":", "-."] * 4, strict=False):
             ax.axhline(row.score, linestyle=style, color="black" if style == "-" else "tab:red", linewidth=1.2,
                        label=f"{row.series}: {row.score:.4f}")
         ax.set_xticks(range(len(corpora)), corpora)
         ax.set_xlim(-0.6, len(corpora) - 0.4)
-        ax.set_title(KIND_TITLES[kind])
+        ax.set_title(FAMILY_TITLES[family])
         ax.set_xlabel("corpus of the GAP text (one dot per run)")
         ax.legend(fontsize=8, loc="best")
         ax.grid(axis="y", alpha=0.3)
@@ -119,12 +119,12 @@ def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_report(runs: list[dict[str, Any]], out_dir: Path, paper_dir: Path) -> str:
-    """Write runs_<kind>.csv, figure1.png, figure1.tsv and comparison.csv; return the comparison as text."""
+    """Write runs_<family>.csv, figure1.png, figure1.tsv and comparison.csv; return the comparison as text."""
     if not runs:
         return "no finished experiments to collect: `dvc exp show` lists none with metrics/summary/summary.json"
-    for kind in FAMILIES:
-        table = per_run_table(runs, kind)
-        write_table(out_dir / f"runs_{kind}.csv", table.to_dict("records"), list(table.columns), delimiter=",")
+    for family in FAMILIES:
+        table = per_run_table(runs, family)
+        write_table(out_dir / f"runs_{family}.csv", table.to_dict("records"), list(table.columns), delimiter=",")
     points = figure_points(runs)
     write_table(out_dir / "figure1.tsv", points, list(points[0]))
     draw_figure(points, out_dir / "figure1.png")

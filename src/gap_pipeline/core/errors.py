@@ -1,6 +1,6 @@
 """Errors that mean "the user's input is wrong": each message names the bad value and what to do instead.
 
-Stages turn these into one line on stderr and exit code 2 (``cli.run_stage``); anything else is a bug and
+Stages turn these into one line on stderr and exit code 2 (``core.stage.run_stage``); anything else is a bug and
 keeps its traceback. They live here, apart from the heavy modules that raise them, so every stage can catch
 them without importing torch or lm-eval first.
 """

@@ -10,13 +10,13 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from gap_pipeline.ascent import AscentResult, StepLog, encode_text, gradient_ascent
-from gap_pipeline.errors import CorpusError
+from gap_pipeline.core.errors import CorpusError
+from gap_pipeline.core.io import atomic_path, read_jsonl, write_json, write_table
+from gap_pipeline.core.params import TrackedParams
+from gap_pipeline.core.runtime import configure_cpu, resolve_device, resolve_dtype, seed_everything
+from gap_pipeline.gap.ascent import AscentResult, StepLog, encode_text, gradient_ascent
+from gap_pipeline.gap.selection import BestStep, selection_columns
 from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
-from gap_pipeline.outputs import atomic_path, read_jsonl, write_json, write_table
-from gap_pipeline.params import Params
-from gap_pipeline.runtime import configure_cpu, resolve_device, resolve_dtype, seed_everything
-from gap_pipeline.selection import BestStep, selection_columns
 
 RUN_INFO_FILE = "gap_run.json"
 
@@ -54,7 +54,7 @@ def summarize(result: AscentResult, tokens: int, kept_step: int) -> dict[str, An
     }
 
 
-def post_train(params: Params, model_dir: Path, corpus_file: Path, out_dir: Path, metrics_dir: Path) -> dict:
+def post_train(params: TrackedParams, model_dir: Path, corpus_file: Path, out_dir: Path, metrics_dir: Path) -> dict:
     """Run GAP as params.yaml says; writes ``out_dir`` (model + gap_run.json) and ``metrics_dir``."""
     gap, runtime = params.gap, params.runtime
     configure_cpu(runtime.threads)

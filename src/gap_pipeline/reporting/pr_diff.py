@@ -4,7 +4,7 @@ DVC computes the diffs (`dvc params diff`, `dvc metrics diff`, both as JSON); th
 changed params first, then every changed metric with its base value, new value and change, the summary file
 on top. The marker on the first line lets the workflow find and update its own comment on later pushes.
 
-    python -m gap_pipeline.pr_diff --base origin/main --head HEAD > diff.md
+    python -m gap_pipeline.reporting.pr_diff --base origin/main --head HEAD > diff.md
 """
 
 from __future__ import annotations

@@ -13,210 +13,26 @@ HFLM's own (this is a subclass), so the predictions are the same up to float rou
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
-from torch.func import functional_call
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-Request = tuple[tuple[str, str], list[int], list[int]]
-
-
-def fit_context(context: list[int], continuation_length: int, max_length: int) -> tuple[int, ...]:
-    """The context with tokens dropped from the left as HFLM does, so context + continuation[:-1] fits."""
-    excess = len(context) + continuation_length - (max_length + 1)
-    if excess > 0:
-        if excess >= len(context):
-            raise ValueError(f"a continuation of {continuation_length} tokens leaves no room for context "
-                             f"in a {max_length}-token window")
-        context = context[excess:]
-    return tuple(context)
-
-
-def group_by_context(requests: Sequence[Request], max_length: int) -> dict[tuple[int, ...], list[int]]:
-    """Request indices keyed by their (window-fitted) context: each key is run through the model once."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for index, (_, context, continuation) in enumerate(requests):
-        groups.setdefault(fit_context(context, len(continuation), max_length), []).append(index)
-    return groups
-
-
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Token ids, attention mask and position ids of left-padded rows (each row's positions start at 0)."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row):] = 1
-    return ids.to(device), mask.to(device), positions_of(mask).to(device)
-
-
-def positions_of(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids of left-padded rows: each row's first real token is position 0 (padding clamps to 0)."""
-    return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
-def is_left_padded(mask: torch.Tensor) -> bool:
-    """Whether every row's real tokens are its last ones, as HFLM pads a decoder-only model's prompts."""
-    width = mask.shape[-1]
-    expected = torch.arange(width, device=mask.device) >= width - mask.sum(-1, keepdim=True)
-    return bool((mask.bool() == expected).all())
-
-
-def length_chunks(lengths: Sequence[int], max_rows: int | None = None, pass_cost: int = 48) -> list[list[int]]:
-    """Indices of ``lengths`` cut into chunks that minimise padded tokens plus ``pass_cost`` per chunk.
-
-    Each chunk is one forward pass padded to its longest row; a pass also costs a fixed amount (reading every
-    weight once, roughly ``pass_cost`` tokens' worth of compute on a CPU), so neither one row per pass nor one
-    pass for all is best. Rows sorted by length make the optimal cut a simple dynamic programme. Rows of
-    length 0 need no pass and are left out; ``max_rows`` caps a chunk's rows (memory).
-    """
-    order = sorted((i for i, n in enumerate(lengths) if n > 0), key=lambda i: -lengths[i])
-    best = [0.0] + [float("inf")] * len(order)  # best[j]: cost of the first j rows
-    cut = [0] * (len(order) + 1)
-    for j in range(1, len(order) + 1):
-        for i in range(max(0, j - max_rows) if max_rows else 0, j):  # rows i..j-1: the last chunk
-            cost = best[i] + pass_cost + lengths[order[i]] * (j - i)
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
-    chunks, j = [], len(order)
-    while j > 0:
-        chunks.append(order[cut[j] : j])
-        j = cut[j]
-    return chunks[::-1]
-
-
-def reduce_vocabulary(chunks: Iterable[tuple[int, torch.Tensor]], targets: torch.Tensor,
-                      dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's log-softmax at its target, and whether the target is the row's argmax, from column chunks.
-
-    ``chunks`` yields (first column, logits of those columns) for every column in order. The logsumexp is taken
-    online (a running maximum and a rescaled sum of exponentials, as fused linear-cross-entropy kernels do), so
-    the rows x vocabulary logits never exist at once: each chunk is reduced while it is still in cache, which on
-    a CPU is faster than writing and re-reading a 262k-column matrix. Ties go to the first column, as argmax does.
-    """
-    rows, device = targets.shape[0], targets.device
-    peak = torch.full((rows,), float("-inf"), dtype=dtype, device=device)  # running max: also the argmax's value
-    total = torch.zeros(rows, dtype=dtype, device=device)  # sum of exp(logit - peak) so far
-    target_logit = torch.full((rows,), float("nan"), dtype=dtype, device=device)
-    best_column = torch.zeros_like(targets)
-    for start, logits in chunks:
-        logits = logits.to(dtype)
-        width = logits.shape[-1]
-        chunk_peak, chunk_column = logits.max(-1)
-        better = chunk_peak > peak  # strictly: a tie keeps the earlier column
-        best_column = torch.where(better, chunk_column + start, best_column)
-        new_peak = torch.maximum(peak, chunk_peak)
-        total = total * torch.exp(peak - new_peak) + torch.exp(logits - new_peak[:, None]).sum(-1)
-        peak = new_peak
-        inside = (targets >= start) & (targets < start + width)
-        at_target = logits.gather(-1, (targets - start).clamp(0, width - 1)[:, None])[:, 0]
-        target_logit = torch.where(inside, at_target, target_logit)
-    return target_logit - (peak + total.log()), best_column == targets
-
-
-LayerKV = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class PromptState:
-    """One prompt after the model has read it: each layer's keys and values (no padding) and the last hidden state.
-
-    It is all a continuation needs: the next token's distribution comes from ``last_hidden``, and the tokens
-    after it attend to ``layers``.
-    """
-
-    layers: list[LayerKV]
-    last_hidden: torch.Tensor
-
-    @property
-    def length(self) -> int:
-        return self.layers[0][0].shape[-2]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(k.nbytes + v.nbytes for k, v in self.layers) + self.last_hidden.nbytes
-
-
-def split_rows(cache: Any, lengths: Sequence[int]) -> list[list[LayerKV]] | None:
-    """Each left-padded row's keys and values without its padding, copied out of a batch's cache.
-
-    None when the cache cannot be split: not a ``DynamicCache``, or a layer holds fewer positions than the
-    batch (a sliding-window layer has already dropped the oldest ones).
-    """
-    width = max(lengths)
-    layers = getattr(cache, "layers", None)
-    if not isinstance(cache, DynamicCache) or not layers or any(
-        getattr(layer, "keys", None) is None or layer.keys.shape[-2] != width for layer in layers
-    ):
-        return None
-    return [
-        [(layer.keys[i : i + 1, :, width - n :].clone(), layer.values[i : i + 1, :, width - n :].clone())
-         for layer in layers]
-        for i, n in enumerate(lengths)
-    ]
-
-
-def merge_rows(rows: Sequence[Sequence[LayerKV]], config: Any) -> tuple[DynamicCache, torch.Tensor]:
-    """One left-padded batch cache from per-row keys and values, and its attention mask."""
-    lengths = [row[0][0].shape[-2] for row in rows]
-    width = max(lengths)
-    data = []
-    for layer in range(len(rows[0])):
-        merged = []
-        for part in (0, 1):  # keys, values
-            first = rows[0][layer][part]
-            out = first.new_zeros((len(rows), first.shape[1], width, first.shape[3]))
-            for i, row in enumerate(rows):
-                out[i, :, width - lengths[i] :] = row[layer][part][0]
-            merged.append(out)
-        data.append(tuple(merged))
-    mask = torch.zeros((len(rows), width), dtype=torch.long, device=rows[0][0][0].device)
-    for i, n in enumerate(lengths):
-        mask[i, width - n :] = 1
-    return DynamicCache(ddp_cache_data=data, config=config), mask
-
-
-@dataclass
-class PendingScores:
-    """Scored positions waiting for the vocabulary projection: their hidden states, targets and requests.
-
-    Every projection reads the whole output matrix (671 MB for Gemma-3's 262k-token vocabulary), so a handful
-    of rows at a time leaves the multiply waiting on memory. Positions from many contexts and continuations
-    are collected here and projected together, in blocks of a few hundred rows.
-    """
-
-    hidden: list[torch.Tensor]
-    targets: list[int]
-    owners: list[int]  # the request each position belongs to
-
-    @classmethod
-    def empty(cls) -> PendingScores:
-        return cls([], [], [])
-
-    @property
-    def rows(self) -> int:
-        return len(self.targets)
-
-    def add(self, request: int, hidden: torch.Tensor, targets: Sequence[int]) -> None:
-        """Queue one request's positions: ``hidden[k]`` predicts ``targets[k]``."""
-        self.hidden.append(hidden)
-        self.targets.extend(targets)
-        self.owners.extend([request] * len(targets))
-
-    def take(self) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """All queued positions as one batch (hidden states, targets, owners); the queue is left empty."""
-        hidden = torch.cat(self.hidden)
-        targets = torch.tensor(self.targets, device=hidden.device)
-        owners = self.owners
-        self.hidden, self.targets, self.owners = [], [], []
-        return hidden, targets, owners
+from gap_pipeline.scoring.batching import (
+    PendingScores,
+    Request,
+    group_by_context,
+    is_left_padded,
+    left_pad,
+    length_chunks,
+    positions_of,
+)
+from gap_pipeline.scoring.kv_cache import PromptCache, PromptState, merge_rows, split_rows
+from gap_pipeline.scoring.vocabulary import column_chunks, score_positions, softcap
 
 
 @register_model("gap-fast")
@@ -229,8 +45,7 @@ class FastLM(HFLM):
         ``generation_batch_size``: the fewest rows generated together (``batch_size`` when larger).
         ``projection_rows``: scored positions projected onto the vocabulary together; ``vocabulary_chunk``: the
         columns of the output matrix projected at a time (their logits, ``projection_rows`` x ``vocabulary_chunk``
-        floats, are reduced at once; 8 MiB by default). Measured on 2 cores with Gemma-3's head: 512 x 4096 ran at
-        1.2x the rate of projecting 256 rows onto the whole vocabulary.
+        floats, are reduced at once; 8 MiB by default, small enough to stay in a CPU's cache).
 
         A decoding step reads every weight to produce one token per row, so its cost hardly grows with the rows
         until the batch is large: generating 64 replies together takes far fewer weight reads than 4 batches
@@ -238,14 +53,13 @@ class FastLM(HFLM):
         Beyond the memory budget, prompts are simply read again when asked about; the answers are the same.
         """
         super().__init__(*args, **kwargs)
-        self.prompt_cache_bytes = int(float(prompt_cache_gb) * 1024**3)
+        self.prompts = PromptCache(int(float(prompt_cache_gb) * 1024**3))
         self.generation_batch_size = int(generation_batch_size)
         self.projection_rows = int(projection_rows)
         self.vocabulary_chunk = int(vocabulary_chunk)
         for name, value in (("projection_rows", self.projection_rows), ("vocabulary_chunk", self.vocabulary_chunk)):
             if value < 1:
                 raise ValueError(f"{name}={value} must be at least 1 (pass e.g. --model_args {name}=512)")
-        self._prompts: dict[tuple[int, ...], PromptState] = {}
 
     # ----- shared pieces ------------------------------------------------------------------------------------
     def _decoder(self, **inputs: Any):
@@ -254,41 +68,22 @@ class FastLM(HFLM):
                                              enabled=self.mixed_precision_dtype is not None):
             return self.model.get_decoder()(**inputs, use_cache=True)
 
+    @property
+    def _cap(self) -> float | None:
+        return getattr(self.model.config, "final_logit_softcapping", None)
+
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Next-token logits at the given hidden states only, as the model's own forward computes them."""
         with torch.no_grad():
-            return self._softcap(self.model.get_output_embeddings()(hidden))
-
-    def _softcap(self, logits: torch.Tensor) -> torch.Tensor:
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap:  # Gemma-2 style soft-capping, applied in the model's own forward
-            logits = torch.tanh(logits / cap) * cap
-        return logits
+            return softcap(self.model.get_output_embeddings()(hidden), self._cap)
 
     def _vocabulary_chunks(self, hidden: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-        """Logits at ``hidden`` a chunk of columns at a time (all at once for a head that is not a plain Linear)."""
-        head = self.model.get_output_embeddings()
-        if not isinstance(head, torch.nn.Linear):
-            yield 0, self._logits(hidden)
-            return
-        with torch.no_grad():
-            for start in range(0, head.out_features, self.vocabulary_chunk):
-                columns = slice(start, start + self.vocabulary_chunk)
-                sliced = {name: tensor[columns] for name, tensor in (("weight", head.weight), ("bias", head.bias))
-                          if tensor is not None}
-                # Through the module, so hooks on the head (a FLOP counter, a profiler) see every projection.
-                yield start, self._softcap(functional_call(head, sliced, (hidden,)))
+        return column_chunks(self.model.get_output_embeddings(), hidden, self.vocabulary_chunk, self._cap)
 
     def _score_positions(self, hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each position's log-probability of its target, and whether the target is the greedy pick."""
         dtype = self.softmax_dtype or torch.float32  # at least float32 for the running sums, as HFLM's float32
-        logprobs, greedy = [], []
-        for start in range(0, hidden.shape[0], self.projection_rows):
-            rows = slice(start, start + self.projection_rows)
-            logprob, match = reduce_vocabulary(self._vocabulary_chunks(hidden[rows]), targets[rows], dtype)
-            logprobs.append(logprob)
-            greedy.append(match)
-        return torch.cat(logprobs), torch.cat(greedy)
+        return score_positions(self._vocabulary_chunks, hidden, targets, self.projection_rows, dtype)
 
     def _flush(self, pending: PendingScores, results: list[tuple[float, bool] | None]) -> None:
         """Project the queued positions and record each request's summed log-probability and greedy match."""
@@ -316,7 +111,7 @@ class FastLM(HFLM):
         self, requests: list[Request], disable_tqdm: bool = False, override_bs: int | None = None
     ) -> list[tuple[float, bool]]:
         groups = group_by_context(requests, self.max_length)
-        kept = {c: self._prompts.pop(c) for c in groups if c in self._prompts}  # read during generation
+        kept = self.prompts.take(groups)  # read during generation
         fresh = [c for c in groups if c not in kept]
         per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
         results: list[tuple[float, bool] | None] = [None] * len(requests)
@@ -378,7 +173,7 @@ class FastLM(HFLM):
 
     # ----- dialogue: greedy generation ----------------------------------------------------------------------
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        self._prompts.clear()  # keep only this call's prompts: those a following loglikelihood call may ask about
+        self.prompts.clear()  # keep only this call's prompts: those a following loglikelihood call may ask about
         configured = self.batch_size_per_gpu
         if isinstance(configured, int):  # "auto" stays HFLM's own search
             self.batch_size_per_gpu = max(configured, self.generation_batch_size)
@@ -406,15 +201,6 @@ class FastLM(HFLM):
                 states[i] = PromptState(row_layers, hidden.clone())
         return states  # type: ignore[return-value]
 
-    def _keep_prompts(self, rows: Sequence[Sequence[int]], states: Sequence[PromptState]) -> None:
-        """Keep read prompts, within ``prompt_cache_bytes``, for a loglikelihood request on the same prompt."""
-        used = sum(s.nbytes for s in self._prompts.values())
-        for row, state in zip(rows, states, strict=True):
-            if used + state.nbytes > self.prompt_cache_bytes:
-                break
-            self._prompts[tuple(row)] = state
-            used += state.nbytes
-
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs):
         """Greedy decoding with a KV cache; a row leaves the batch once it reaches a stop string or EOS."""
         if generation_kwargs.get("do_sample") or generation_kwargs.get("num_beams", 1) != 1:
@@ -427,7 +213,7 @@ class FastLM(HFLM):
             body = self._decoder(input_ids=context, attention_mask=mask, position_ids=positions_of(mask))
             cache, last_hidden = body.past_key_values, body.last_hidden_state[:, -1]
         else:
-            self._keep_prompts(rows, states)
+            self.prompts.keep(rows, states)
             cache, mask, last_hidden = self._merge(states)
         positions = positions_of(mask)[:, -1:]
         eos = self.model.generation_config.eos_token_id

@@ -1,9 +1,10 @@
 """Best-step selection: score a small slice of the tasks after every GAP step and keep the best step's weights.
 
 The paper validated after every step and kept the best one, on the same examples it then reported. Here the
-selection slice is the *last* ``gap.select.examples`` examples of each task's split, and the reporting stages
-score the *first* ``eval.tasks.<task>.limit``; the two never overlap (checked on both sides), so a reported gain
-is not the selection's own noise picked as signal. lm-eval owns the tasks and metrics here as in the reporting
+selection slice is the *last* ``gap.select.examples`` examples of each task's ``gap.select.split``, and the
+reporting stages score the *first* ``eval.tasks.<task>.limit`` of ``eval.tasks.<task>.split``; when the splits are
+the same the two must not overlap (``core.checks``, before any stage runs), so a reported gain is not the
+selection's own noise picked as signal. lm-eval owns the tasks and metrics here as in the reporting
 stages; the task objects are built once and re-scored at every step.
 """
 
@@ -16,22 +17,12 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.evaluator import evaluate
 
-from gap_pipeline.ascent import restore_weights, snapshot_weights
-from gap_pipeline.benchmarks import FAMILIES, MAIN_METRIC
-from gap_pipeline.errors import ParamsError
-from gap_pipeline.params import Params, SelectParams
-from gap_pipeline.reporting import kind_average
-
-
-def check_disjoint(task: str, split_size: int, examples: int, limit: int | None) -> None:
-    """Refuse a reporting slice (the first ``limit`` rows) that reaches into the selection slice (the last rows)."""
-    reported = split_size if limit is None else min(limit, split_size)
-    if examples and reported > split_size - examples:
-        raise ParamsError(
-            f"eval.tasks.{task}.limit = {limit} and gap.select.examples = {examples} overlap: the {task} split "
-            f"has {split_size} examples, the reporting stages score the first {reported} and step selection "
-            f"the last {examples}; lower one of them so that limit + examples <= {split_size}"
-        )
+from gap_pipeline.core.errors import ParamsError
+from gap_pipeline.core.params import SelectParams, TrackedParams
+from gap_pipeline.core.tasks import FAMILIES, MAIN_METRIC, family_averages
+from gap_pipeline.gap.ascent import restore_weights, snapshot_weights
+from gap_pipeline.scoring.evaluate import make_lm
+from gap_pipeline.scoring.task_config import task_manager_for, task_run, task_spec
 
 
 @dataclass
@@ -42,19 +33,15 @@ class SelectionSlice:
     samples: dict[str, list[int]]
 
     @classmethod
-    def build(cls, params: Params) -> SelectionSlice:
-        from gap_pipeline.evaluation import task_manager_for, task_run, task_spec
-
+    def build(cls, params: TrackedParams) -> SelectionSlice:
         select, task_dict, samples = params.gap.select, {}, {}
         for task in select.tasks:
-            run = task_run(params, task, limit=None)
+            run = task_run(params, task, select.split, limit=None)
             loaded = task_manager_for(task).load([task_spec(run)])
             size = len(loaded["tasks"][task].eval_docs)
             if select.examples > size:
-                raise ParamsError(f"gap.select.examples = {select.examples} but the {task} split has {size}")
-            reporting = params.eval.tasks.get(task)
-            if reporting is not None:
-                check_disjoint(task, size, select.examples, reporting.limit)
+                raise ParamsError(f"gap.select.examples = {select.examples} but the {select.split} split of "
+                                  f"{task} has {size}; lower gap.select.examples")
             for part, entries in loaded.items():
                 task_dict.setdefault(part, {}).update(entries)
             samples[task] = list(range(size - select.examples, size))
@@ -66,12 +53,6 @@ class SelectionSlice:
         results = evaluate(lm, self.task_dict, samples=self.samples, bootstrap_iters=0, log_samples=False,
                            verbosity="WARNING")
         return {task: float(results["results"][task][f"{MAIN_METRIC[task]},none"]) for task in self.samples}
-
-
-def family_averages(scores: dict[str, float]) -> dict[str, float]:
-    """The paper's two averages over whichever of the slice's tasks belong to each family."""
-    averages = {family: kind_average(scores, family) for family in FAMILIES}
-    return {family: average for family, average in averages.items() if average is not None}
 
 
 def criterion_value(criterion: str, averages: dict[str, float], start: dict[str, float]) -> float:
@@ -108,10 +89,8 @@ class BestStep:
             self._weights = snapshot_weights(model, into=self._weights)
 
     @classmethod
-    def for_model(cls, params: Params, model: torch.nn.Module, tokenizer: Any) -> BestStep:
+    def for_model(cls, params: TrackedParams, model: torch.nn.Module, tokenizer: Any) -> BestStep:
         """A tracker that scores ``model`` itself (not a copy) through the lm-eval class ``eval.model_class``."""
-        from gap_pipeline.evaluation import make_lm
-
         lm = make_lm(params.eval.model_class, model, tokenizer, params.eval.batch_size)
         return cls(params.gap.select, SelectionSlice.build(params), lm)
 

@@ -8,14 +8,15 @@ only say what shape a value must have.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gap_pipeline.benchmarks import ALL_TASKS, FAMILIES
-from gap_pipeline.errors import ParamsError
+from gap_pipeline.core.errors import ParamsError
+from gap_pipeline.core.tasks import ALL_TASKS, FAMILIES
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
@@ -57,7 +58,8 @@ class HubCorpusParams(_Section):
 class SelectParams(_Section):
     """Best-step selection: which slice of which tasks scores each step, and how a step's scores rank."""
 
-    criterion: Literal["last", "dialog", "classification", "both"]
+    criterion: Literal["last", "dialogue", "classification", "both"]
+    split: str = Field(min_length=1)
     examples: int = Field(ge=0)
     tasks: list[str]
 
@@ -175,8 +177,12 @@ def parse_params(raw: dict[str, Any], source: str = DEFAULT_PARAMS_FILE) -> Para
         raise ParamsError(f"{source}: {problems}") from None
 
 
-def load_params(path: str | os.PathLike = DEFAULT_PARAMS_FILE) -> Params:
-    """Read and validate params.yaml; raise ParamsError naming every bad key at once."""
+def load_params(path: str | os.PathLike = DEFAULT_PARAMS_FILE) -> TrackedParams:
+    """Read and validate params.yaml; raise ParamsError naming every bad key at once.
+
+    The result records the keys read through it, so a test can hold each stage's ``params`` in dvc.yaml to
+    what the stage really reads.
+    """
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: no such file; run the stage from the project root")
@@ -184,4 +190,71 @@ def load_params(path: str | os.PathLike = DEFAULT_PARAMS_FILE) -> Params:
         raw = yaml.safe_load(f) or {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    return parse_params(raw, str(path))
+    return TrackedParams(parse_params(raw, str(path)))
+
+
+class TrackedParams:
+    """A read-only view of validated params that remembers every key read through it.
+
+    A leaf value (a number, a string, a list) records its dotted key; ``model_dump`` records the whole section;
+    iterating a mapping (``corpora``, ``eval.tasks``) records the mapping, and asking whether it holds a key
+    records that key. ``keys_read`` returns them all.
+    """
+
+    def __init__(self, value: BaseModel, path: str = "", log: set[str] | None = None):
+        object.__setattr__(self, "_value", value)
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_log", set() if log is None else log)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(type(self._value), name, None)
+        if isinstance(attribute, property):  # computed from fields: let the fields it reads record themselves
+            return attribute.fget(self)
+        return _track(getattr(self._value, name), _join(self._path, name), self._log)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"params are read-only; set {_join(self._path, name)} in params.yaml")
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        self._log.update([self._path] if self._path else type(self._value).model_fields)
+        return self._value.model_dump(**kwargs)
+
+    def keys_read(self) -> set[str]:
+        return set(self._log)
+
+
+class TrackedMapping(Mapping):
+    """A mapping section of params (``corpora``, ``eval.tasks``) that records what is read, as TrackedParams."""
+
+    def __init__(self, value: Mapping[str, Any], path: str, log: set[str]):
+        self._value, self._path, self._log = value, path, log
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._value:
+            self._log.add(_join(self._path, key))  # its absence decides as much as its value would
+        return _track(self._value[key], _join(self._path, key), self._log)
+
+    def __contains__(self, key: object) -> bool:
+        self._log.add(_join(self._path, str(key)))
+        return key in self._value
+
+    def __iter__(self) -> Iterator[str]:
+        self._log.add(self._path)
+        return iter(self._value)
+
+    def __len__(self) -> int:
+        self._log.add(self._path)
+        return len(self._value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _track(value: Any, path: str, log: set[str]) -> Any:
+    if isinstance(value, BaseModel):
+        return TrackedParams(value, path, log)
+    if isinstance(value, Mapping):
+        return TrackedMapping(value, path, log)
+    log.add(path)
+    return value

@@ -9,7 +9,6 @@ owns prompts, choices and metrics; this module picks the task, runs it and flatt
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -19,77 +18,20 @@ from lm_eval import simple_evaluate
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.models.huggingface import HFLM
-from lm_eval.tasks import TaskManager
 from transformers import PreTrainedTokenizerBase
 
-from gap_pipeline.benchmarks import is_dialogue
-from gap_pipeline.dialogue import cut_reply
-from gap_pipeline.errors import DataNotFoundError
-from gap_pipeline.fast_lm import FastLM
+from gap_pipeline.core.errors import DataNotFoundError
+from gap_pipeline.core.io import read_json
+from gap_pipeline.core.params import TrackedParams
+from gap_pipeline.core.runtime import configure_cpu, resolve_device, resolve_dtype, seed_everything
+from gap_pipeline.core.tasks import is_dialogue
 from gap_pipeline.models import MODEL_INFO_FILE, load_model
-from gap_pipeline.outputs import read_json
-from gap_pipeline.params import Params
-from gap_pipeline.runtime import configure_cpu, resolve_device, resolve_dtype, seed_everything
-from gap_pipeline.selection import check_disjoint
+from gap_pipeline.scoring.dialogue import cut_reply
+from gap_pipeline.scoring.fast_lm import FastLM
+from gap_pipeline.scoring.task_config import TaskRun, task_manager_for, task_run, task_spec
 
-DEFAULT_SPLIT = "validation"  # the paper's; a task outside eval.tasks (selection only) is read from it
-DIALOGUE_TASKS_DIR = Path(__file__).parent / "lm_eval_tasks"
-# eval.model_class -> lm-eval model class (params.py lists the same names; a test keeps them equal).
+# eval.model_class -> lm-eval model class (core/params.py lists the same names; a test keeps them equal).
 MODEL_CLASSES: dict[str, type[LM]] = {"fast": FastLM, "hf": HFLM}
-# Where lm-eval keeps each stock config: indexing one folder takes milliseconds, all of lm-eval ~9 s.
-STOCK_TASK_DIRS = {
-    "piqa": "piqa", "hellaswag": "hellaswag", "arc_easy": "arc", "arc_challenge": "arc",
-    "copa": "super_glue/copa", "winogrande": "winogrande", "mathqa": "mathqa", "pubmedqa": "pubmedqa",
-}
-
-
-@dataclass(frozen=True)
-class TaskRun:
-    """What to score: ``data_dir`` None reads the hub datasets that lm-eval's stock configs name."""
-
-    task: str
-    split: str
-    limit: int | None
-    data_dir: Path | None
-    batch_size: int
-    seed: int
-
-
-def task_manager_for(task: str) -> TaskManager:
-    if is_dialogue(task):
-        return TaskManager(include_path=str(DIALOGUE_TASKS_DIR), include_defaults=False)
-    if task in STOCK_TASK_DIRS:
-        import lm_eval.tasks
-
-        stock = Path(lm_eval.tasks.__file__).parent / STOCK_TASK_DIRS[task]
-        return TaskManager(include_path=str(stock), include_defaults=False)
-    return TaskManager()  # any other lm-eval task, found by name in the full index
-
-
-def task_spec(run: TaskRun) -> dict[str, Any]:
-    """lm-eval's registered config for ``run.task`` with only its data source and split overridden."""
-    overrides: dict[str, Any] = {
-        "task": run.task,
-        # lm-eval scores test_split when a config has one; the paper scored validation, so name the split.
-        "validation_split": run.split,
-        "test_split": None,
-        "training_split": None,  # zero-shot: no few-shot pool needed, and the mirror ships none
-        "fewshot_split": None,
-    }
-    if run.data_dir is not None:
-        data_file = run.data_dir / run.task / f"{run.split}.jsonl"
-        if not data_file.exists():
-            raise DataNotFoundError(
-                f"no {run.split} split for task {run.task!r} at {data_file}; check eval.data_dir and "
-                f"eval.tasks.{run.task}.split, or set eval.source: hub to read the hub"
-            )
-        overrides |= {
-            "dataset_path": "json",
-            "dataset_name": None,
-            "dataset_kwargs": {"data_files": {run.split: str(data_file.resolve())}},
-        }
-    # A group entry is lm-eval's documented way to reference a registered task with overrides.
-    return {"group": f"gap::{run.task}", "task": [overrides]}
 
 
 def flatten_metrics(task_results: dict[str, Any]) -> dict[str, float]:
@@ -127,14 +69,16 @@ def reply_token_loss(
     return -sum(loglikelihoods) / sum(tokens), per_reply
 
 
-def evaluate_task(lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun) -> tuple[dict, list[dict]]:
-    """Score ``lm`` on one task; returns the metrics record and one prediction row per example."""
+def evaluate_task(
+    lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun, seed: int
+) -> tuple[dict, list[dict]]:
+    """Score ``lm`` on one task with lm-eval's seeds at ``seed``; returns the metrics record and the predictions."""
     start = time.perf_counter()
     try:
         results = simple_evaluate(
             model=lm, tasks=[task_spec(run)], limit=run.limit, task_manager=task_manager_for(run.task),
-            log_samples=True, bootstrap_iters=1000, random_seed=run.seed, numpy_random_seed=run.seed,
-            torch_random_seed=run.seed, fewshot_random_seed=run.seed,
+            log_samples=True, bootstrap_iters=1000, random_seed=seed, numpy_random_seed=seed,
+            torch_random_seed=seed, fewshot_random_seed=seed,
         )
     except ConnectionError as exc:  # what `datasets` raises for a hub dataset it can neither fetch nor find cached
         import datasets
@@ -160,8 +104,7 @@ def evaluate_task(lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun) -> t
         "limit": run.limit,
         "data": str(run.data_dir / run.task / f"{run.split}.jsonl") if run.data_dir else "hub",
         "task_version": results["versions"][run.task],
-        "seed": run.seed,
-        "batch_size": run.batch_size,
+        "seed": seed,
         "seconds": time.perf_counter() - start,
         "versions": {pkg: version(pkg) for pkg in ("lm-eval", "datasets", "transformers", "torch")},
     }
@@ -175,21 +118,7 @@ def make_lm(model_class: str, model: torch.nn.Module, tokenizer: PreTrainedToken
     return MODEL_CLASSES[model_class](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
-def task_run(params: Params, task: str, limit: int | None) -> TaskRun:
-    """What params.yaml says to score of ``task``, up to ``limit`` examples from the split's start."""
-    settings = params.eval
-    return TaskRun(
-        task=task,
-        split=settings.tasks[task].split if task in settings.tasks else DEFAULT_SPLIT,
-        limit=limit,
-        # The dialogue sets have no hub copy (they come from the GAP authors' release): always local.
-        data_dir=None if settings.source == "hub" and not is_dialogue(task) else Path(settings.data_dir),
-        batch_size=settings.batch_size,
-        seed=settings.seed,
-    )
-
-
-def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[dict]]:
+def score_model(params: TrackedParams, model_dir: Path, task: str) -> tuple[dict, list[dict]]:
     """The evaluate stage's work: load ``model_dir`` as params.yaml says and score it on ``task``."""
     runtime, settings = params.runtime, params.eval
     configure_cpu(runtime.threads)
@@ -198,14 +127,13 @@ def score_model(params: Params, model_dir: Path, task: str) -> tuple[dict, list[
     dtype = resolve_dtype(runtime.dtype, device)
     model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
     model.eval()
-    run = task_run(params, task, settings.tasks[task].limit)
-    record, predictions = evaluate_task(make_lm(settings.model_class, model, tokenizer, run.batch_size), tokenizer, run)
-    select = params.gap.select
-    if select.criterion != "last" and task in select.tasks:
-        check_disjoint(task, record["split_size"], select.examples, run.limit)
+    run = task_run(params, task, settings.tasks[task].split, settings.tasks[task].limit)
+    lm = make_lm(settings.model_class, model, tokenizer, settings.batch_size)
+    record, predictions = evaluate_task(lm, tokenizer, run, settings.seed)
     info = read_json(model_dir / MODEL_INFO_FILE)
     record |= {
         "model": str(model_dir), "model_name": info["name"], "model_class": settings.model_class,
+        "batch_size": settings.batch_size,
         "device": device.type, "dtype": str(dtype).removeprefix("torch."),
     }
     return record, predictions

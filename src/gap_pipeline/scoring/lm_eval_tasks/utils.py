@@ -1,6 +1,6 @@
-"""lm-eval hooks for the dialogue tasks; the logic lives in gap_pipeline.dialogue, unit-tested there."""
+"""lm-eval hooks for the dialogue tasks; the logic lives in gap_pipeline.scoring.dialogue, unit-tested there."""
 
-from gap_pipeline.dialogue import build_prompt, cut_reply, split_dialogue, unigram_f1
+from gap_pipeline.scoring.dialogue import build_prompt, cut_reply, split_dialogue, unigram_f1
 
 
 def doc_to_text(doc: dict) -> str:

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import trange
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from gap_pipeline.errors import DegenerateTextError, DivergenceError
+from gap_pipeline.core.errors import DegenerateTextError, DivergenceError
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,7 @@ def disable_dropout(model: PreTrainedModel) -> None:
 
 
 def make_optimizer(model: PreTrainedModel, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    # Fused: one kernel for all parameters instead of a loop over them (SmolLM2-135M on 2 CPU cores:
-    # 0.35 s -> 0.13 s per update).
+    # Fused: one kernel for all parameters instead of a Python loop over them.
     return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, fused=True)
 
 

@@ -6,12 +6,11 @@ columns, so our runs and theirs line up in one DataFrame.
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any
 
-from gap_pipeline.benchmarks import DIALOGUE_TASKS, FAMILIES, MAIN_METRIC
-from gap_pipeline.outputs import read_json
+from gap_pipeline.core.io import read_json
+from gap_pipeline.core.tasks import DIALOGUE_TASKS, FAMILIES, MAIN_METRIC, family_average
 
 # Column names of the GAP authors' released per-run tables (../shared/paper/).
 PAPER_COLUMNS = {
@@ -21,6 +20,8 @@ PAPER_COLUMNS = {
     **{task: f"{task}/f1" for task in DIALOGUE_TASKS},
 }
 PAPER_CORPUS_LABELS = {"github": "Git.", "pile_cc": "CC", "tdec": "TDEC"}
+# The released tables name the dialogue family "dialog".
+PAPER_FAMILY_NAMES = {"classification": "classification", "dialogue": "dialog"}
 
 
 def corpus_label(corpus: str) -> str:
@@ -35,12 +36,6 @@ def load_scores(metrics_dir: Path) -> dict[str, float]:
         record = read_json(path)
         scores[record["task"]] = record["metrics"][MAIN_METRIC[record["task"]]]
     return scores
-
-
-def kind_average(scores: dict[str, float], kind: str) -> float | None:
-    """The paper's average over one kind of task; None when none of them was scored."""
-    values = [scores[t] for t in FAMILIES[kind] if t in scores]
-    return statistics.fmean(values) if values else None
 
 
 def _delta(new: float | None, old: float | None) -> float | None:
@@ -58,23 +53,28 @@ def summarize(
         for task in MAIN_METRIC if task in base or task in gap
     }
     averages = {}
-    for kind, members in FAMILIES.items():
-        b, g = kind_average(base, kind), kind_average(gap, kind)
-        averages[kind] = {"base": b, "gap": g, "delta": _delta(g, b),
-                          "tasks": sum(t in base and t in gap for t in members)}
+    for family, members in FAMILIES.items():
+        b, g = family_average(base, family), family_average(gap, family)
+        averages[family] = {"base": b, "gap": g, "delta": _delta(g, b),
+                            "tasks": sum(t in base and t in gap for t in members)}
     summary = {"averages": averages, "tasks": tasks}
     if references:
-        summary["reference"] = {name: {kind: kind_average(scores, kind) for kind in FAMILIES}
+        summary["reference"] = {name: {family: family_average(scores, family) for family in FAMILIES}
                                 for name, scores in references.items()}
     return summary
 
 
-def paper_row(scores: dict[str, float], kind: str, corpus: str, index: Any, epoch: int, model: str) -> dict:
+def paper_row(scores: dict[str, float], family: str, corpus: str, index: Any, epoch: int, model: str) -> dict:
     """One run in the paper's per-run format: corpora,index,epoch,average,model,<task columns>."""
     row = {"corpora": corpus_label(corpus), "index": index, "epoch": epoch,
-           "average": kind_average(scores, kind), "model": model}
+           "average": family_average(scores, family), "model": model}
     # The released tables order task columns alphabetically by column name.
-    return row | {PAPER_COLUMNS[t]: scores.get(t) for t in sorted(FAMILIES[kind], key=PAPER_COLUMNS.__getitem__)}
+    return row | {PAPER_COLUMNS[t]: scores.get(t) for t in sorted(FAMILIES[family], key=PAPER_COLUMNS.__getitem__)}
+
+
+def paper_file(family: str) -> str:
+    """The GAP authors' per-run table of a family (../shared/paper/); ours use the same name, runs_<family>.csv."""
+    return f"gap_runs_{PAPER_FAMILY_NAMES[family]}.csv"
 
 
 def score_table(base: dict[str, float], gap: dict[str, float]) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import torch
 
-from gap_pipeline.errors import ParamsError
+from gap_pipeline.core.errors import ParamsError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -26,9 +26,8 @@ def resolve_device(device: str) -> torch.device:
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` is float32 on CPU and bfloat16 on GPUs.
 
-    Not for speed alone: on this machine's AVX-512 BF16 cores a bfloat16 matmul ran 2.2x float32's, but scoring
-    SmolLM2 in bfloat16 changed 10% of mathqa's picks and 38-50% of the generated replies against float32
-    (benchmarks/results/), so a CPU run stays exact unless asked otherwise.
+    Not for speed alone: bfloat16 can be faster on a CPU too, but it changes picks and generated replies against
+    float32 (benchmarks/README.md has the measurements), so a CPU run stays exact unless asked otherwise.
     """
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -47,8 +46,8 @@ def keep_freed_memory() -> bool:
 
     Every KV-cache append (``torch.cat``) and every activation allocates a new tensor of up to a few hundred MB.
     By default glibc maps each such block fresh and unmaps it on free, so each allocation pays a page fault per
-    4 KiB page: on the 2-core machine here that made copying a 48-row cache 4.7x slower (0.47 s vs 0.10 s).
-    Raising the mmap and trim thresholds keeps freed blocks in the heap for the next tensor. It changes no
+    4 KiB page (benchmarks/README.md has what that cost). Raising the mmap and trim thresholds keeps freed blocks
+    in the heap for the next tensor. It changes no
     result, only speed; the process just keeps its peak memory until it exits. Returns whether it applied
     (only glibc has ``mallopt``).
     """

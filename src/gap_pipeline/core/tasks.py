@@ -1,0 +1,35 @@
+"""The paper's twelve zero-shot tasks in their two families, and the metric each family is averaged on.
+
+A light module: params validation imports it.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+CLASSIFICATION_TASKS = (
+    "piqa", "hellaswag", "arc_easy", "arc_challenge", "copa", "winogrande", "mathqa", "pubmedqa",
+)
+DIALOGUE_TASKS = ("wizard_of_wikipedia", "empathetic_dialogues", "blended_skill_talk", "wizard_of_internet")
+ALL_TASKS = CLASSIFICATION_TASKS + DIALOGUE_TASKS
+# The paper averages each family separately: a run's classification score and its dialogue score.
+FAMILIES = {"classification": CLASSIFICATION_TASKS, "dialogue": DIALOGUE_TASKS}
+
+# Accuracy for the multiple-choice (classification) tasks, unigram F1 for the dialogue replies, as the paper.
+MAIN_METRIC = {**dict.fromkeys(CLASSIFICATION_TASKS, "acc"), **dict.fromkeys(DIALOGUE_TASKS, "f1")}
+
+
+def is_dialogue(task: str) -> bool:
+    return task in DIALOGUE_TASKS
+
+
+def family_average(scores: dict[str, float], family: str) -> float | None:
+    """The paper's average over one family's tasks that were scored; None when none was."""
+    values = [scores[t] for t in FAMILIES[family] if t in scores]
+    return statistics.fmean(values) if values else None
+
+
+def family_averages(scores: dict[str, float]) -> dict[str, float]:
+    """Both families' averages, leaving out a family none of whose tasks was scored."""
+    averages = {family: family_average(scores, family) for family in FAMILIES}
+    return {family: average for family, average in averages.items() if average is not None}
