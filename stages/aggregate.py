@@ -7,7 +7,7 @@ from gap_pipeline.core.io import read_json, read_jsonl, write_json, write_table
 from gap_pipeline.core.params import TrackedParams
 from gap_pipeline.core.stage import run_stage
 from gap_pipeline.core.tasks import FAMILIES
-from gap_pipeline.reporting.run_summary import load_scores, paper_row, score_table, summarize
+from gap_pipeline.reporting.run_summary import load_results, paper_row, score_table, scores_of, summarize
 
 
 def main(params: TrackedParams) -> None:
@@ -18,13 +18,15 @@ def main(params: TrackedParams) -> None:
     parser.add_argument("--train", type=Path, required=True, help="the gap stage's train.json (the step it kept)")
     parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and the tables")
     args = parser.parse_args()
-    base, gap = load_scores(args.scores / "base"), load_scores(args.scores / "gap")
+    base_results, gap_results = load_results(args.scores / "base"), load_results(args.scores / "gap")
+    base, gap = scores_of(base_results), scores_of(gap_results)
     text = read_jsonl(args.corpus)[params.gap.index]
     run = {"corpus": params.gap.corpus, "index": text.get("source_row", params.gap.index), "model": params.model.name}
-    references = {name: load_scores(args.scores / "reference" / name) for name in params.reference.models}
+    references = {name: scores_of(load_results(args.scores / "reference" / name)) for name in params.reference.models}
     # The step gap kept: the best on the selection slice, or the last one within gap.loss_ceiling.
     kept = read_json(args.train)["steps"]
-    summary = summarize(base, gap, references) | {"run": {"source_row": run["index"], "kept_step": kept}}
+    summary = summarize(base_results, gap_results, references)
+    summary["run"] = {"source_row": run["index"], "kept_step": kept}
     write_json(args.out / "summary.json", summary)
     for family in FAMILIES:
         rows = [paper_row(base, family, epoch=0, **run), paper_row(gap, family, epoch=kept, **run)]

@@ -12,10 +12,11 @@ def main(params: TrackedParams) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="prepared base model directory")
     parser.add_argument("--corpus", type=Path, required=True, help="sampled corpus JSONL")
+    parser.add_argument("--benchmarks", type=Path, required=True, help="the imported splits (selection slice)")
     parser.add_argument("--out", type=Path, required=True, help="post-trained model directory to write")
     parser.add_argument("--metrics", type=Path, required=True, help="folder for train.json and steps.tsv")
     args = parser.parse_args()
-    post_train(params, args.model, args.corpus, args.out, args.metrics)
+    post_train(params, args.model, args.corpus, args.benchmarks, args.out, args.metrics)
 
 
 if __name__ == "__main__":

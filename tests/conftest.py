@@ -37,7 +37,7 @@ def with_shared_data(params: dict) -> dict:
     """Point the corpora and benchmarks at ../shared by absolute path, for a copy of the project elsewhere."""
     for corpus in params["corpora"].values():
         corpus["source"] = str(SHARED / "corpora" / Path(corpus["source"]).name)
-    params["eval"]["data_dir"] = str(SHARED / "benchmarks")
+    params["data"]["benchmarks"] = str(SHARED / "benchmarks")
     return params
 
 
@@ -117,7 +117,14 @@ class StageDir:
         return str(corpus)
 
     def gap(self, base: Path, corpus: str, out: str = "models/gap", metrics: str = "metrics/gap"):
-        return self.run("gap", "--model", str(base), "--corpus", corpus, "--out", out, "--metrics", metrics)
+        return self.run("gap", "--model", str(base), "--corpus", corpus, "--benchmarks", str(SHARED / "benchmarks"),
+                        "--out", out, "--metrics", metrics)
+
+    def evaluate(self, model: Path | str, task: str, name: str, **kwargs) -> subprocess.CompletedProcess:
+        """Score ``model`` on ``task`` into metrics/<name>.json, data/<name>.jsonl and data/<name>.run.json."""
+        return self.run("evaluate", "--model", str(model), "--task", task, "--benchmarks", str(SHARED / "benchmarks"),
+                        "--scores", f"metrics/{name}.json", "--predictions", f"data/{name}.jsonl",
+                        "--run-info", f"data/{name}.run.json", **kwargs)
 
     def leftovers(self) -> list[str]:
         """Every file a stage wrote (temporary ones included), except the params it was given."""

@@ -32,6 +32,7 @@ ALLOWED_IMPORTS = {
     "core": set(),
     "models": {"core"},
     "corpora": {"core"},
+    "task_data": {"core"},
     "scoring": {"core", "models"},
     "gap": {"core", "models", "scoring"},
     "reporting": {"core"},
@@ -240,19 +241,24 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
     stage_dir.set("eval.tasks", {"copa": {"split": "validation", "limit": 2},
                                  "wizard_of_wikipedia": {"split": "validation", "limit": 2}})
     runs = {
-        "check_params": ("check_params", "--out", "data/params_checked.txt"),
+        "import_benchmarks": ("import_benchmarks", "--out", "data/benchmarks"),
+        "import_corpus": ("import_corpus", "--name", "github", "--out", "data/sources/github.jsonl"),
+        "check_params": ("check_params", "--benchmarks", "data/benchmarks", "--out", "data/params_checked.txt"),
         "prepare_model": ("prepare_model", "--out", "models/base"),
         "prepare_reference": ("prepare_model", "--reference", str(tiny), "--out", "models/reference/tiny"),
-        "sample_corpus": ("sample_corpus", "--name", "github", "--out", "data/corpora/github.jsonl"),
-        "gap": ("gap", "--model", "models/base", "--corpus", "data/corpora/github.jsonl", "--out", "models/gap",
-                "--metrics", "metrics/gap"),
+        "sample_corpus": ("sample_corpus", "--name", "github", "--corpus", "data/sources/github.jsonl",
+                          "--out", "data/corpora/github.jsonl"),
+        "gap": ("gap", "--model", "models/base", "--corpus", "data/corpora/github.jsonl", "--benchmarks",
+                "data/benchmarks", "--out", "models/gap", "--metrics", "metrics/gap"),
     }
     found = {name: _trace(stage_dir, *run) for name, run in runs.items()}
     for model in ("base", "gap"):
         for task in ("copa", "wizard_of_wikipedia"):
             found[f"evaluate-{model}-{task}"] = _trace(
-                stage_dir, "evaluate", "--model", f"models/{model}", "--task", task, "--metrics",
-                f"metrics/eval/{model}/{task}.json", "--predictions", f"data/predictions/{model}/{task}.jsonl")
+                stage_dir, "evaluate", "--model", f"models/{model}", "--task", task, "--benchmarks", "data/benchmarks",
+                "--scores", f"metrics/eval/{model}/{task}.json",
+                "--predictions", f"data/predictions/{model}/{task}.jsonl",
+                "--run-info", f"data/predictions/{model}/{task}.run.json")
     found["aggregate"] = _trace(stage_dir, "aggregate", "--scores", "metrics/eval", "--corpus",
                                 "data/corpora/github.jsonl", "--train", "metrics/gap/train.json",
                                 "--out", "metrics/summary")
@@ -261,6 +267,8 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
 
 # Which run stands for which stage of dvc.yaml (foreach and matrix stages: one instance each).
 TRACED_STAGES = {
+    "import_benchmarks": "import_benchmarks",
+    "import_corpus@github": "import_corpus",
     "check_params": "check_params",
     "prepare_model": "prepare_model",
     "prepare_reference@gemma3-270m": "prepare_reference",

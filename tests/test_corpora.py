@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from gap_pipeline.core.errors import DataFormatError
 from gap_pipeline.core.params import parse_params
 from gap_pipeline.corpora import CorpusError, read_local_corpus, sample_corpus
 
@@ -60,8 +61,29 @@ def test_reads_a_folder_of_text_files(tmp_path):
 def test_missing_text_field_lists_the_fields(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"content": "x"}) + "\n")
-    with pytest.raises(CorpusError, match=r"no field 'text' \(fields: \['content'\]\)"):
-        read_local_corpus(path, "text", None)
+    with pytest.raises(DataFormatError, match=r"c.jsonl:1: no field 'text' \(fields: \['content'\]\); set corpora.c"):
+        read_local_corpus(path, "text", None, name="c")
+
+
+def test_a_json_list_and_a_tsv_table_read_like_jsonl(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps([{"id": "a", "text": "one"}, {"id": "b", "text": "two"}]))
+    (tmp_path / "c.tsv").write_text("id\ttext\na\tone\nb\ttwo\n")
+    expected = [{"doc_id": "a", "source_row": 0, "text": "one"}, {"doc_id": "b", "source_row": 1, "text": "two"}]
+    assert read_local_corpus(tmp_path / "c.json", "text", "id") == expected
+    assert read_local_corpus(tmp_path / "c.tsv", "text", "id") == expected
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("c.json", '[{"text": "one"}, {"text": ', r"c.json:1: not valid JSON"),
+    ("c.json", '{"text": "one"}', r"must be a list of objects"),
+    ("c.csv", 'text\n"unclosed\n', r"c.csv: not a readable CSV table"),
+    ("c.csv", "text\nfine\n\"\"\n", r"c.csv:3: field 'text' is empty"),
+    ("c.parquet", "", r"unknown format '.parquet'"),
+])
+def test_a_malformed_table_names_the_file_and_the_place(tmp_path, name, content, expected):
+    (tmp_path / name).write_text(content)
+    with pytest.raises((DataFormatError, CorpusError), match=expected):
+        read_local_corpus(tmp_path / name, "text", None)
 
 
 def test_default_corpora_are_the_papers_three(raw_params):

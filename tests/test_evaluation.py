@@ -130,7 +130,7 @@ def test_dialogue_records_the_gold_reply_loss(our_run):
     record, predictions = our_run["wizard_of_wikipedia"]
     assert 0 < record["metrics"]["reply_loss"] < 20
     assert all(row["reply_loss"] > 0 for row in predictions)
-    assert record["versions"]["lm-eval"] and record["task_version"] is not None
+    assert record["run"]["versions"]["lm-eval"] and record["run"]["task_version"] is not None
 
 
 def test_every_model_class_params_allow_exists():

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
-from tests.conftest import StageDir
+from tests.conftest import SHARED, StageDir
 
 TIMING_KEYS = {"seconds_per_step", "tokens_per_second", "total_seconds", "seconds"}
 
@@ -47,13 +48,15 @@ def _fails_cleanly(result: subprocess.CompletedProcess, stage_dir: StageDir, *ex
 )
 def test_a_bad_param_stops_every_stage_before_it_writes(stage_dir, key, value, expected):
     stage_dir.set(key, value)
-    result = stage_dir.run("sample_corpus", "--name", "github", "--out", "data/corpora/github.jsonl")
-    _fails_cleanly(result, stage_dir, "params.yaml: ", *expected)
+    for stage, *args in (("check_params", "--benchmarks", str(SHARED / "benchmarks"), "--out", "data/ok.txt"),
+                         ("import_corpus", "--name", "github", "--out", "data/sources/github.jsonl")):
+        _fails_cleanly(stage_dir.run(stage, *args), stage_dir, "params.yaml: ", *expected)
 
 
 def test_n_larger_than_the_corpus_names_its_size(stage_dir):
     stage_dir.set("corpora.tdec.n", 10**6)
-    result = stage_dir.run("sample_corpus", "--name", "tdec", "--out", "data/corpora/tdec.jsonl")
+    result = stage_dir.run("sample_corpus", "--name", "tdec", "--corpus", str(SHARED / "corpora/tdec.jsonl"),
+                           "--out", "data/corpora/tdec.jsonl")
     _fails_cleanly(result, stage_dir, "corpora.tdec.n = 1000000 but the corpus holds only", "lower n")
 
 
@@ -82,8 +85,7 @@ def test_an_unreachable_hub_corpus_says_where_it_looked_and_how_to_go_local(stag
 
 def test_an_unreachable_hub_benchmark_says_how_to_use_the_local_mirror(stage_dir, tiny_base):
     stage_dir.set("eval.source", "hub")
-    result = stage_dir.run("evaluate", "--model", str(tiny_base), "--task", "copa",
-                           "--metrics", "metrics/copa.json", "--predictions", "data/copa.jsonl")
+    result = stage_dir.evaluate(tiny_base, "copa", "copa")
     _fails_cleanly(result, stage_dir, "task 'copa'", "tried the hub and the datasets cache",
                    "set eval.source: local")
 
@@ -115,7 +117,7 @@ def test_a_nan_loss_keeps_the_last_finite_step_writes_no_nan_and_reports_it(stag
     assert all(bool((weights[name] == base[name]).all()) for name in base)  # step 0 kept: the base model
     # The per-run tables name the step that was kept, not the gap.steps asked for.
     for model in ("base", "gap"):
-        record = {"task": "copa", "metrics": {"acc": 0.5}}
+        record = {"task": "copa", "metrics": {"acc": 0.5, "acc_stderr": 0.1}, "examples": 4}
         (stage_dir.root / f"metrics/eval/{model}").mkdir(parents=True)
         (stage_dir.root / f"metrics/eval/{model}/copa.json").write_text(json.dumps(record))
     result = stage_dir.run("aggregate", "--scores", "metrics/eval", "--corpus", corpus,
@@ -132,22 +134,91 @@ def test_two_runs_with_the_same_params_give_identical_results(stage_dir, tiny_ba
     for run in ("a", "b"):
         result = stage_dir.gap(tiny_base, corpus, out=f"models/gap_{run}", metrics=f"metrics/gap_{run}")
         assert result.returncode == 0, result.stderr
-        train = json.loads((stage_dir.root / f"metrics/gap_{run}/train.json").read_text())
-        runs.append(({k: v for k, v in train.items() if k not in TIMING_KEYS},
-                     (stage_dir.root / f"models/gap_{run}/model.safetensors").read_bytes()))
+        # Metrics hold results only: the rerun's files are byte for byte the same (timings live elsewhere).
+        runs.append([(stage_dir.root / f"metrics/gap_{run}/{name}").read_bytes()
+                     for name in ("train.json", "selection.tsv")]
+                    + [(stage_dir.root / f"models/gap_{run}/model.safetensors").read_bytes()])
     assert runs[0] == runs[1]
-    assert runs[0][0]["steps_run"] == 3 and 0 <= runs[0][0]["steps"] <= 3
+    train = json.loads(runs[0][0])
+    assert train["steps_run"] == 3 and 0 <= train["steps"] <= 3
+    assert not TIMING_KEYS & set(train)
 
 
 def test_two_evaluations_with_the_same_params_give_identical_scores(stage_dir, tiny_base):
     stage_dir.set("eval.tasks", {"copa": {"split": "validation", "limit": 6}})
     records = []
     for run in ("a", "b"):
-        result = stage_dir.run("evaluate", "--model", str(tiny_base), "--task", "copa",
-                               "--metrics", f"metrics/{run}.json", "--predictions", f"data/{run}.jsonl")
+        result = stage_dir.evaluate(tiny_base, "copa", run)
         assert result.returncode == 0, result.stderr
-        record = json.loads((stage_dir.root / f"metrics/{run}.json").read_text())
-        predictions = (stage_dir.root / f"data/{run}.jsonl").read_text()
-        records.append(({k: v for k, v in record.items() if k not in TIMING_KEYS}, predictions))
-    assert records[0] == records[1]
-    assert records[0][0]["examples"] == 6 and not math.isnan(records[0][0]["metrics"]["acc"])
+        records.append(((stage_dir.root / f"metrics/{run}.json").read_bytes(),
+                        (stage_dir.root / f"data/{run}.jsonl").read_bytes()))
+    assert records[0] == records[1]  # byte for byte: the scores file holds no timing
+    record = json.loads(records[0][0])
+    assert record["examples"] == 6 and not math.isnan(record["metrics"]["acc"]) and not TIMING_KEYS & set(record)
+    run_info = json.loads((stage_dir.root / "data/a.run.json").read_text())
+    assert run_info["seconds"] > 0 and run_info["split"] == "validation" and run_info["versions"]["lm-eval"]
+
+
+GOOD_COPA = {"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 0}
+BAD_DATA = {
+    "a broken record": ('{"doc_id": 1, "text": "fine"}\n{"doc_id": 2, "text": "cut off\n', ":2: not a JSON record",
+                        "fix or remove the line"),
+    "text not in UTF-8": (b'{"doc_id": 1, "text": "fine"}\n' + b'{"doc_id": 2, "text": "caf\xe9"}\n',
+                          ":2: not valid UTF-8", "save the file as UTF-8"),
+    "a missing field": ('{"doc_id": 1, "text": "fine"}\n{"doc_id": 2, "body": "elsewhere"}\n',
+                        ":2: no field 'text'", "set corpora.mine.text_field"),
+    "an empty text": ('{"doc_id": 1, "text": "fine"}\n{"doc_id": 2, "text": "  "}\n', ":2: field 'text' is empty",
+                      "fix the record or remove it"),
+    "an empty file": ("", "holds no records", "point the params at a file with data"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_DATA)
+def test_a_malformed_corpus_stops_its_import_with_the_line_and_the_fix(stage_dir, case):
+    content, *expected = BAD_DATA[case]
+    source = stage_dir.root.parent / "mine.jsonl"
+    source.write_bytes(content if isinstance(content, bytes) else content.encode())
+    stage_dir.set("corpora.mine", {"source": str(source), "n": 1, "seed": 0, "text_field": "text",
+                                   "id_field": "doc_id"})
+    result = stage_dir.run("import_corpus", "--name", "mine", "--out", "data/sources/mine.jsonl")
+    line = _fails_cleanly(result, stage_dir, *expected)
+    assert str(source) in line
+
+
+def _mirror(stage_dir: StageDir, copa_lines: list[str]) -> str:
+    """A benchmark mirror holding copa's validation split and a good Wizard of Wikipedia split."""
+    mirror = stage_dir.root.parent / "mirror"
+    (mirror / "copa").mkdir(parents=True)
+    (mirror / "copa/validation.jsonl").write_text("".join(line + "\n" for line in copa_lines))
+    (mirror / "wizard_of_wikipedia").mkdir()
+    (mirror / "wizard_of_wikipedia/validation.jsonl").write_text(json.dumps({"text": ["hi", "hello"]}) + "\n")
+    stage_dir.set("data.benchmarks", str(mirror))
+    return str(mirror)
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    ({k: v for k, v in GOOD_COPA.items() if k != "choice2"}, ["copa/validation.jsonl:2: no field 'choice2'",
+                                                             "fix the record or remove it"]),
+    ("not json at all", ["copa/validation.jsonl:2: not a JSON record", "one JSON object per line"]),
+    ([1, 2], ["copa/validation.jsonl:2: a JSON list, not an object"]),
+])
+def test_a_malformed_benchmark_split_stops_the_import_with_the_line_and_the_fix(stage_dir, record, expected):
+    line = record if isinstance(record, str) else json.dumps(record)
+    _mirror(stage_dir, [json.dumps(GOOD_COPA), line])
+    result = stage_dir.run("import_benchmarks", "--out", "data/benchmarks")
+    _fails_cleanly(result, stage_dir, *expected)
+
+
+def test_a_dialogue_without_a_reply_is_refused(stage_dir):
+    mirror = _mirror(stage_dir, [json.dumps(GOOD_COPA)])
+    Path(mirror, "wizard_of_wikipedia/validation.jsonl").write_text(json.dumps({"text": ["only a context"]}) + "\n")
+    result = stage_dir.run("import_benchmarks", "--out", "data/benchmarks")
+    _fails_cleanly(result, stage_dir, "wizard_of_wikipedia/validation.jsonl:1: field 'text' must list at least 2 turns")
+
+
+def test_a_good_mirror_is_imported_whole(stage_dir):
+    _mirror(stage_dir, [json.dumps(GOOD_COPA)] * 3)
+    result = stage_dir.run("import_benchmarks", "--out", "data/benchmarks")
+    assert result.returncode == 0, result.stderr
+    assert "copa (validation: 3)" in result.stdout
+    assert (stage_dir.root / "data/benchmarks/copa/validation.jsonl").read_text().count("\n") == 3

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-from gap_pipeline.reporting.pr_diff import MARKER, dvc_diff, render
+from gap_pipeline.reporting.pr_diff import MARKER, render
 
 ENV = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
                     "GIT_COMMITTER_EMAIL": "t@example.com", "DVC_NO_ANALYTICS": "1",
@@ -47,15 +47,15 @@ def test_a_param_change_renders_as_params_and_metrics_tables(tmp_path):
     _commit_run(repo, 3, "three steps")
     _commit_run(repo, 5, "five steps")
 
-    body = render(dvc_diff("params", "HEAD~1", "HEAD", repo), dvc_diff("metrics", "HEAD~1", "HEAD", repo),
-                  "HEAD~1", "HEAD")
+    body = render(repo, "HEAD~1", "HEAD")
     lines = body.splitlines()
     assert lines[0] == MARKER
-    assert "| `params.yaml` | `gap.steps` | 3 | 5 | +2 |" in lines
-    assert "| `metrics/train.json` | `final_loss` | 3.5 | 5.5 | +2 |" in lines
+    # DVC's own Markdown tables: params, then each changed metrics file.
+    assert any(line.startswith("| params.yaml") and "gap.steps" in line and "| 3 " in line and "| 5 " in line
+               for line in lines), body
+    assert any("final_loss" in line and "3.5" in line and "5.5" in line for line in lines), body
     assert not any("gap.lr" in line for line in lines)  # unchanged params stay out
 
-
-def test_no_change_says_so():
-    body = render({}, {}, "main", "HEAD")
-    assert "**Params**: no change" in body and "**Metrics**: no change" in body
+    _run(repo, "git", "commit", "-q", "--allow-empty", "-m", "no change")
+    body = render(repo, "HEAD~1", "HEAD")
+    assert "No param changed." in body and "No metric changed: no score, loss or kept step moved." in body

@@ -9,10 +9,16 @@ BASE = {t: 0.5 for t in CLASSIFICATION_TASKS} | {t: 0.10 for t in DIALOGUE_TASKS
 GAP = {t: 0.6 for t in CLASSIFICATION_TASKS} | {t: 0.12 for t in DIALOGUE_TASKS}
 
 
+def _results(scores: dict[str, float], stderr: float) -> dict[str, dict[str, float]]:
+    return {task: {"score": score, "stderr": stderr, "examples": 40} for task, score in scores.items()}
+
+
 def test_summary_has_every_task_both_averages_and_deltas():
-    summary = summarize(BASE, GAP)
+    summary = summarize(_results(BASE, 0.07), _results(GAP, 0.08))
     assert set(summary["tasks"]) == set(ALL_TASKS)
-    assert summary["tasks"]["piqa"] == {"metric": "acc", "base": 0.5, "gap": 0.6, "delta": pytest.approx(0.1)}
+    assert summary["tasks"]["piqa"] == {"base": 0.5, "gap": 0.6, "delta": pytest.approx(0.1), "base_stderr": 0.07,
+                                        "gap_stderr": 0.08, "examples": 40}
+    assert all(isinstance(v, (int, float)) for task in summary["tasks"].values() for v in task.values())
     assert summary["averages"]["classification"]["delta"] == pytest.approx(0.1)
     assert summary["averages"]["dialogue"] == {"base": 0.10, "gap": 0.12, "delta": pytest.approx(0.02), "tasks": 4}
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+from functools import partial
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from gap_pipeline.core.checks import check_disjoint, check_selection_disjoint
+from gap_pipeline.core.checks import check_disjoint, check_splits
 from gap_pipeline.core.errors import ParamsError
 from gap_pipeline.core.params import TrackedParams, parse_params
 from gap_pipeline.core.tasks import family_averages
 from gap_pipeline.gap.selection import BestStep, SelectionSlice, criterion_value
-from tests.conftest import with_shared_data
+from gap_pipeline.task_data import split_size
+from tests.conftest import SHARED, with_shared_data
 
 
 def test_a_reporting_limit_that_reaches_the_selection_slice_is_refused():
@@ -31,25 +33,28 @@ def test_a_reporting_limit_that_reaches_the_selection_slice_is_refused():
 def test_the_slice_is_the_last_examples_of_each_split(raw_params):
     raw = with_shared_data(raw_params)
     raw["gap"]["select"] |= {"examples": 5, "tasks": ["copa", "wizard_of_wikipedia"]}
-    selection = SelectionSlice.build(parse_params(raw))
+    selection = SelectionSlice.build(parse_params(raw), SHARED / "benchmarks")
     assert selection.samples["copa"] == [95, 96, 97, 98, 99]  # the copa mirror has 100 validation rows
     assert selection.samples["wizard_of_wikipedia"] == list(range(962, 967))
     raw["gap"]["select"]["split"] = "test"  # arc_easy has a test split of 2376 rows; copa has none
     raw["gap"]["select"]["tasks"] = ["arc_easy", "wizard_of_wikipedia"]
     with pytest.raises(FileNotFoundError, match="no test split for task 'wizard_of_wikipedia'"):
-        SelectionSlice.build(parse_params(raw))
+        SelectionSlice.build(parse_params(raw), SHARED / "benchmarks")
+
+
+SIZES = partial(split_size, SHARED / "benchmarks")
 
 
 def test_the_limits_are_checked_against_the_slice_only_on_the_same_split(raw_params):
     raw = with_shared_data(raw_params)
     raw["gap"]["select"] |= {"examples": 5, "tasks": ["copa", "arc_easy", "wizard_of_wikipedia"]}
-    assert check_selection_disjoint(TrackedParams(parse_params(raw))) == ["copa", "arc_easy", "wizard_of_wikipedia"]
+    assert check_splits(TrackedParams(parse_params(raw)), SIZES) == ["copa", "arc_easy", "wizard_of_wikipedia"]
     raw["eval"]["tasks"]["copa"]["limit"] = 96  # copa's validation split has 100 rows: 96 + 5 > 100
     with pytest.raises(ParamsError, match="eval.tasks.copa.limit = 96"):
-        check_selection_disjoint(TrackedParams(parse_params(raw)))
+        check_splits(TrackedParams(parse_params(raw)), SIZES)
     raw["eval"]["tasks"]["copa"]["limit"] = 40
     raw["eval"]["tasks"]["arc_easy"] |= {"split": "test", "limit": None}  # reports on test, selects on validation
-    assert check_selection_disjoint(TrackedParams(parse_params(raw))) == ["copa", "wizard_of_wikipedia"]
+    assert check_splits(TrackedParams(parse_params(raw)), SIZES) == ["copa", "wizard_of_wikipedia"]
 
 
 def test_criteria_rank_by_their_family_and_both_by_relative_gains():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +14,7 @@ from gap_pipeline.core.errors import ParamsError
 from gap_pipeline.core.tasks import ALL_TASKS, CLASSIFICATION_TASKS
 from gap_pipeline.reporting.run_summary import paper_file
 from gap_pipeline.reporting.sweep_report import compare_with_paper, paper_baselines, write_report
-from gap_pipeline.sweep import outside_paths, parse_indices, queue_commands, run_rows
+from gap_pipeline.sweep import parse_indices, queue_commands, run_rows
 from tests.conftest import PROJECT_ROOT, SHARED
 
 
@@ -32,12 +34,14 @@ def test_the_grid_is_one_queued_experiment_per_model_corpus_and_index():
     assert pairs == ["gap.corpus=github", "gap.index=0", "model.name=smollm2-135m", "gap.steps=15"]
 
 
-def test_paths_out_of_the_repo_are_pinned_for_queued_copies(raw_params):
-    pinned = outside_paths(raw_params, PROJECT_ROOT)
-    assert f"corpora.github.source={SHARED / 'corpora/github.jsonl'}" in pinned
-    assert f"eval.data_dir={SHARED / 'benchmarks'}" in pinned
-    raw_params["corpora"]["github"]["source"] = "data/inside.jsonl"  # inside the repo: copied with it
-    assert not any(pair.startswith("corpora.github.") for pair in outside_paths(raw_params, PROJECT_ROOT))
+def test_queueing_pins_no_path():
+    """Every stage reads its data inside the repo, so a queued copy needs no path rewritten to the machine's."""
+    shown = subprocess.run([sys.executable, "-m", "gap_pipeline.sweep", "queue", "--corpora", "github", "tdec",
+                            "--indices", "0-1", "--dry-run"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert len(shown) == 4
+    assert all(pair in {"gap.corpus=github", "gap.corpus=tdec", "gap.index=0", "gap.index=1"}
+               for line in shown for pair in line.split()[line.split().index("-S") + 1 :: 2])
 
 
 def _summary(base: float, gap: float, kept: int) -> dict:

@@ -4,7 +4,8 @@ The package is layered; each layer imports only the ones listed before it, and a
 folders and modules its imports load (tests/test_architecture.py checks both):
 
 - ``core/``: params, errors, file output, runtime (device, dtype, seeds), the task registry, the stage runner.
-- ``models.py``, ``corpora.py``: resolving and loading models; reading and sampling texts.
+- ``models.py``, ``corpora.py``, ``task_data.py``: resolving and loading models; reading, checking and sampling
+  texts; checking and importing the tasks' data splits.
 - ``scoring/``: lm-eval tasks and our lm-eval model class (batching, KV cache, vocabulary reduction).
 - ``gap/``: the ascent, best-step selection and the post-training run.
 - ``reporting/``: the run summary, the sweep report and the pull-request diff (reads only ``core``).

@@ -6,59 +6,95 @@ keeps its original id, so a post-trained model can always be traced back to the 
 
 from __future__ import annotations
 
+import io
+import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from gap_pipeline.core.errors import CorpusError
+from gap_pipeline.core.errors import CorpusError, DataFormatError
+from gap_pipeline.core.io import parse_jsonl, read_text_strict
 
-TABLE_READERS = {
-    ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False),
-    ".json": lambda p: pd.read_json(p, dtype=False),
-    ".csv": lambda p: pd.read_csv(p, dtype=str, keep_default_na=False),
-    ".tsv": lambda p: pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False),
-}
+FORMATS = (".jsonl", ".json", ".csv", ".tsv")
 
 
-def _records(frame: pd.DataFrame, source: str, text_field: str, id_field: str | None) -> list[dict[str, Any]]:
-    if text_field not in frame.columns:
-        raise CorpusError(
-            f"corpus {source}: no field {text_field!r} (fields: {list(frame.columns)}); set text_field"
-        )
-    if id_field is not None and id_field not in frame.columns:
-        raise CorpusError(f"corpus {source}: no field {id_field!r} (fields: {list(frame.columns)}); set id_field")
-    ids = frame[id_field].tolist() if id_field else list(range(len(frame)))
-    return [
-        {"doc_id": doc_id, "source_row": row, "text": "" if text is None else str(text)}
-        for row, (doc_id, text) in enumerate(zip(ids, frame[text_field].tolist(), strict=True))
-    ]
+def _numbered_records(path: Path) -> Iterable[tuple[str, dict[str, Any]]]:
+    """Each record of a table file with where it is (``file:line`` or ``file: record i``), checked as JSON/CSV."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return ((f"{path}:{n}", record) for n, record in parse_jsonl(path))
+    text = read_text_strict(path)
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise DataFormatError(f"{path}: a .json corpus must be a list of objects; save it as a list, or as "
+                                  "JSONL (one object per line)")
+        return ((f"{path}: record {i + 1}", record) for i, record in enumerate(data))
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep="\t" if suffix == ".tsv" else ",", dtype=str,
+                            keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataFormatError(f"{path}: not a readable {suffix[1:].upper()} table ({str(exc).strip()}); "
+                              "fix the file (a header row, then one row per text)") from None
+    # Line 1 is the header; quoted fields with line breaks would shift this, and are rare in corpora.
+    return ((f"{path}:{i + 2}", record) for i, record in enumerate(frame.to_dict("records")))
 
 
-def read_local_corpus(source: str | Path, text_field: str = "text", id_field: str | None = None) -> list[dict]:
-    """Every text of a local corpus, in file order, as ``{"doc_id", "source_row", "text"}``."""
+def _checked(where: str, record: dict[str, Any], row: int, section: str, text_field: str,
+             id_field: str | None) -> dict[str, Any]:
+    """``record`` as a corpus text; ``section`` (``corpora.<name>``) is where its field names are set."""
+    for field, key in ((text_field, "text_field"), (id_field, "id_field")):
+        if field is not None and field not in record:
+            raise DataFormatError(f"{where}: no field {field!r} (fields: {sorted(record)}); set {section}.{key} "
+                                  "or fix the record")
+    text = record[text_field]
+    if not isinstance(text, str) or not text.strip():
+        raise DataFormatError(f"{where}: field {text_field!r} is {'empty' if isinstance(text, str) else repr(text)}, "
+                              "not a text; fix the record or remove it")
+    return {"doc_id": record[id_field] if id_field else row, "source_row": row, "text": text}
+
+
+def read_local_corpus(
+    source: str | Path, text_field: str = "text", id_field: str | None = None, name: str = "corpus"
+) -> list[dict]:
+    """Every text of a local corpus, in file order, as ``{"doc_id", "source_row", "text"}``, each one checked.
+
+    A record that cannot be read, lacks a field, or holds no text stops with where it is and the fix: a corpus
+    enters the pipeline whole and correct, or not at all.
+    """
     path = Path(source)
     if path.is_dir():
         files = sorted(path.rglob("*.txt"))
         if not files:
-            raise CorpusError(f"corpus folder {path} holds no .txt files")
+            raise CorpusError(f"corpus folder {path} holds no .txt files; fix corpora.{name}.source")
         # A folder's texts are its files; the id is the path inside the folder.
-        return [
-            {"doc_id": str(f.relative_to(path)), "source_row": i, "text": f.read_text(encoding="utf-8")}
-            for i, f in enumerate(files)
-        ]
+        docs = [{"doc_id": str(f.relative_to(path)), "source_row": i, "text": read_text_strict(f)}
+                for i, f in enumerate(files)]
+        empty = next((d["doc_id"] for d in docs if not d["text"].strip()), None)
+        if empty is not None:
+            raise DataFormatError(f"{path / empty}: empty; remove the file or give it a text")
+        return docs
     if not path.exists():
-        raise CorpusError(f"corpus source {path} does not exist; fix its `source` in params.yaml")
-    reader = TABLE_READERS.get(path.suffix.lower())
-    if reader is None:
-        raise CorpusError(f"corpus {path}: unknown format {path.suffix!r}; use one of {sorted(TABLE_READERS)}")
-    return _records(reader(path), str(path), text_field, id_field)
+        raise CorpusError(f"corpus source {path} does not exist; fix corpora.{name}.source in params.yaml")
+    if path.suffix.lower() not in FORMATS:
+        raise CorpusError(f"corpus {path}: unknown format {path.suffix!r}; use one of {list(FORMATS)} or a folder "
+                          "of .txt files")
+    docs = [_checked(where, record, row, f"corpora.{name}", text_field, id_field)
+            for row, (where, record) in enumerate(_numbered_records(path))]
+    if not docs:
+        raise DataFormatError(f"{path}: holds no texts; point corpora.{name}.source at a file with data")
+    return docs
 
 
 def read_hub_corpus(
     dataset: str, split: str, name: str | None = None, revision: str | None = None,
-    text_field: str = "text", id_field: str | None = None,
+    text_field: str = "text", id_field: str | None = None, corpus: str = "corpus",
 ) -> list[dict]:
     """Every text of a hub dataset split (online users); ``revision`` pins it, since DVC cannot hash it."""
     import datasets
@@ -72,7 +108,9 @@ def read_hub_corpus(
             f"under {cache} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}); when offline, save the "
             "texts as a JSONL/CSV file or a folder of .txt files and list it under `corpora` with `source:`"
         ) from exc
-    return _records(data.to_pandas(), f"{dataset}:{split}", text_field, id_field)
+    frame = data.to_pandas()
+    return [_checked(f"hub corpus {dataset}:{split}, row {row}", record, row, f"hub_corpora.{corpus}", text_field,
+                     id_field) for row, record in enumerate(frame.to_dict("records"))]
 
 
 def sample_corpus(docs: list[dict], n: int, seed: int | None, name: str = "corpus") -> list[dict]:

@@ -42,18 +42,6 @@ def experiment_name(corpus: str, index: int, model: str | None) -> str:
     return "-".join(["gap", corpus, str(index), *([model] if model else [])]).replace("/", "_").replace(".", "_")
 
 
-def outside_paths(params: dict[str, Any], root: Path) -> list[str]:
-    """``-S`` pairs that pin relative paths leading out of the repo (``../shared/...``) to absolute ones.
-
-    A queued experiment runs in a copy of the repo under ``.dvc/tmp/exps/``, where ``../shared`` names
-    nothing; the same data, named absolutely, hashes the same.
-    """
-    pairs = {f"corpora.{name}.source": corpus["source"] for name, corpus in params.get("corpora", {}).items()}
-    pairs["eval.data_dir"] = params["eval"]["data_dir"]
-    return [f"{key}={(root / value).resolve()}" for key, value in pairs.items()
-            if not Path(value).is_absolute() and not (root / value).resolve().is_relative_to(root.resolve())]
-
-
 def queue_commands(
     corpora: Sequence[str], indices: Sequence[int], models: Sequence[str | None] = (None,),
     extra: Sequence[str] = (),
@@ -151,11 +139,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                          help="folder with the paper's gap_runs_{classification,dialog}.csv")
     args = parser.parse_args(argv)
     if args.command == "queue":
-        import yaml
-
-        pinned = outside_paths(yaml.safe_load(Path(PARAMS_FILE).read_text(encoding="utf-8")), Path.cwd())
-        extra = pinned + args.extra
-        for command in queue_commands(args.corpora, parse_indices(args.indices), args.models, extra):
+        # Nothing to pin: every stage reads its data inside the repository (the imports' outputs), which a
+        # queued copy of the repo finds in the DVC cache.
+        for command in queue_commands(args.corpora, parse_indices(args.indices), args.models, args.extra):
             print(" ".join(command))
             if not args.dry_run:
                 _run(command)

@@ -1,18 +1,20 @@
-"""Checks across stages, made by the first stage before any other runs (and so before DVC removes an output).
+"""Checks across stages, made by check_params before the stages that read the params run.
 
 One stage's params cannot be checked against another's inside either stage without each reading the other's
-keys, which would make DVC rerun both whenever either changes. Here, the selection slice (the last
-``gap.select.examples`` rows of ``gap.select.split``) must not reach into the reported examples (the first
-``eval.tasks.<task>.limit`` rows of ``eval.tasks.<task>.split``) when the two splits are the same.
+keys, which would make DVC rerun both whenever either changes. Here: every split a stage will read locally
+exists, and the selection slice (the last ``gap.select.examples`` rows of ``gap.select.split``) does not reach
+into the reported examples (the first ``eval.tasks.<task>.limit`` rows) when the two splits are the same.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
-from gap_pipeline.core.errors import DataNotFoundError, ParamsError
+from gap_pipeline.core.errors import ParamsError
 from gap_pipeline.core.params import TrackedParams
 from gap_pipeline.core.tasks import is_dialogue
+
+SplitSize = Callable[[str, str], int]  # (task, split) -> rows; raises DataNotFoundError for a missing split
 
 
 def check_disjoint(task: str, split_size: int, examples: int, limit: int | None) -> None:
@@ -27,32 +29,30 @@ def check_disjoint(task: str, split_size: int, examples: int, limit: int | None)
         )
 
 
-def local_split_size(data_dir: Path, task: str, split: str) -> int:
-    """Rows of a task's split in the local mirror (one JSON object per line)."""
-    path = data_dir / task / f"{split}.jsonl"
-    if not path.exists():
-        raise DataNotFoundError(f"no {split} split for task {task!r} at {path}; check eval.data_dir and the split")
-    with open(path, encoding="utf-8") as f:
-        return sum(1 for line in f if line.strip())
+def read_locally(params: TrackedParams, task: str) -> bool:
+    """Whether ``task`` is scored from the imported mirror: the dialogue sets have no hub copy, so always."""
+    return params.eval.source == "local" or is_dialogue(task)
 
 
-def check_selection_disjoint(params: TrackedParams) -> list[str]:
-    """Check every selection task whose reporting split is the selection split; returns the tasks checked.
+def check_splits(params: TrackedParams, split_size: SplitSize) -> list[str]:
+    """Check that each local split exists and the selection slice stays clear of the reported examples.
 
-    A task read from the hub (``eval.source: hub``) is not checked here: its size is known only after a download.
+    Returns the tasks whose slice was checked against their reported examples. A task read from the hub
+    (``eval.source: hub``) is not checked: its size is known only after a download.
     """
-    select, settings = params.gap.select, params.eval
+    settings, select = params.eval, params.gap.select
+    for task, run in settings.tasks.items():
+        if read_locally(params, task):
+            split_size(task, run.split)
     if select.criterion == "last":
         return []
     checked = []
     for task in select.tasks:
+        if not read_locally(params, task):
+            continue
+        size = split_size(task, select.split)
         reporting = settings.tasks.get(task)
-        if reporting is None or reporting.split != select.split:
-            continue
-        # The dialogue sets have no hub copy (the GAP authors' release): they are always read locally.
-        if settings.source == "hub" and not is_dialogue(task):
-            continue
-        size = local_split_size(Path(settings.data_dir), task, select.split)
-        check_disjoint(task, size, select.examples, reporting.limit)
-        checked.append(task)
+        if reporting is not None and reporting.split == select.split:
+            check_disjoint(task, size, select.examples, reporting.limit)
+            checked.append(task)
     return checked

@@ -24,6 +24,10 @@ class ModelNotFoundError(PipelineInputError, FileNotFoundError):
     """No weights where the name points; the message lists every place tried."""
 
 
+class DataFormatError(PipelineInputError, ValueError):
+    """A data file that cannot be read as what it claims to be; the message names the file, the line and the fix."""
+
+
 class DataNotFoundError(PipelineInputError, FileNotFoundError):
     """A benchmark split that is neither in the local mirror nor reachable on the hub."""
 

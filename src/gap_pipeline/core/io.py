@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gap_pipeline.core.errors import DataFormatError
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
@@ -73,3 +75,38 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def read_text_strict(path: str | os.PathLike) -> str:
+    """A file's text, refusing bytes that are not UTF-8 with the line they are on."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}: {exc.reason}); save the file as "
+                              "UTF-8") from None
+
+
+def parse_jsonl(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """Every record of a JSONL file with its line number; a line that is not a JSON object stops with its number.
+
+    For data entering the pipeline: the message says which line to fix, where ``json`` alone would only raise.
+    """
+    records = []
+    # Lines end at "\n" only: str.splitlines would also cut at U+2028 and friends, which JSON strings may hold.
+    for number, line in enumerate(read_text_strict(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{path}:{number}: not a JSON record ({exc.msg} at column {exc.colno}); "
+                                  "fix or remove the line (one JSON object per line)") from None
+        if not isinstance(record, dict):
+            raise DataFormatError(f"{path}:{number}: a JSON {type(record).__name__}, not an object; "
+                                  "each line must be one JSON object")
+        records.append((number, record))
+    if not records:
+        raise DataFormatError(f"{path}: holds no records; point the params at a file with data")
+    return records

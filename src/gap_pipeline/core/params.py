@@ -112,7 +112,6 @@ class TaskParams(_Section):
 
 class EvalParams(_Section):
     source: Literal["local", "hub"]
-    data_dir: str = Field(min_length=1)
     model_class: Literal["fast", "hf"]
     batch_size: int = Field(ge=1)
     seed: int
@@ -124,6 +123,12 @@ class EvalParams(_Section):
         if unknown:
             raise ValueError(f"eval.tasks has unknown task(s) {unknown}; allowed: {list(ALL_TASKS)}")
         return self
+
+
+class DataParams(_Section):
+    """Where the benchmark splits come from; import_benchmarks validates and copies them into data/benchmarks."""
+
+    benchmarks: str = Field(min_length=1)
 
 
 class ReferenceParams(_Section):
@@ -139,6 +144,7 @@ class Params(_Section):
     hub_corpora: dict[str, HubCorpusParams] = Field(default_factory=dict)
     gap: GapParams
     runtime: RuntimeParams
+    data: DataParams
     eval: EvalParams
 
     @model_validator(mode="after")
@@ -223,6 +229,13 @@ class TrackedParams:
         return set(self._log)
 
 
+class MissingParamError(ParamsError, KeyError):
+    """A key asked of a params mapping that is not there (a KeyError too, so ``Mapping.get`` still works)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 class TrackedMapping(Mapping):
     """A mapping section of params (``corpora``, ``eval.tasks``) that records what is read, as TrackedParams."""
 
@@ -232,6 +245,8 @@ class TrackedMapping(Mapping):
     def __getitem__(self, key: str) -> Any:
         if key not in self._value:
             self._log.add(_join(self._path, key))  # its absence decides as much as its value would
+            raise MissingParamError(f"params.yaml has no {_join(self._path, key)}; the keys under {self._path} are "
+                                    f"{sorted(self._value)}")
         return _track(self._value[key], _join(self._path, key), self._log)
 
     def __contains__(self, key: object) -> bool:

@@ -19,6 +19,20 @@ FAMILIES = {"classification": CLASSIFICATION_TASKS, "dialogue": DIALOGUE_TASKS}
 MAIN_METRIC = {**dict.fromkeys(CLASSIFICATION_TASKS, "acc"), **dict.fromkeys(DIALOGUE_TASKS, "f1")}
 
 
+# The fields each task's lm-eval config reads from a record (the hub datasets' layout); checked on import.
+TASK_FIELDS = {
+    "piqa": ("goal", "sol1", "sol2", "label"),
+    "hellaswag": ("activity_label", "ctx_a", "ctx_b", "endings", "label"),
+    "arc_easy": ("question", "choices", "answerKey"),
+    "arc_challenge": ("question", "choices", "answerKey"),
+    "copa": ("premise", "choice1", "choice2", "question", "label"),
+    "winogrande": ("sentence", "option1", "option2", "answer"),
+    "mathqa": ("Problem", "options", "correct"),
+    "pubmedqa": ("QUESTION", "CONTEXTS", "final_decision"),
+    **dict.fromkeys(DIALOGUE_TASKS, ("text",)),  # the turns; the last is the gold reply
+}
+
+
 def is_dialogue(task: str) -> bool:
     return task in DIALOGUE_TASKS
 

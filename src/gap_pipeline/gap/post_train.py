@@ -33,9 +33,7 @@ def _json_number(value: float | None) -> float | str | None:
 
 
 def summarize(result: AscentResult, tokens: int, kept_step: int) -> dict[str, Any]:
-    """train.json: what `dvc metrics diff` compares between runs."""
-    seconds = [log.seconds for log in result.logs if log.seconds is not None]
-    median = statistics.median(seconds) if seconds else None
+    """train.json: the run's results, which `dvc metrics diff` compares; an identical rerun writes the same."""
     kept_loss = result.logs[kept_step].loss
     return {
         "steps": kept_step,
@@ -48,14 +46,24 @@ def summarize(result: AscentResult, tokens: int, kept_step: int) -> dict[str, An
         "diverged_step": result.diverged_step,
         # JSON has no NaN: a non-finite loss is written as the string "nan" or "inf".
         "diverged_loss": _json_number(result.diverged_loss),
-        "seconds_per_step": median,
-        "tokens_per_second": tokens / median if median else None,
-        "total_seconds": sum(seconds),
     }
 
 
-def post_train(params: TrackedParams, model_dir: Path, corpus_file: Path, out_dir: Path, metrics_dir: Path) -> dict:
-    """Run GAP as params.yaml says; writes ``out_dir`` (model + gap_run.json) and ``metrics_dir``."""
+def timing(result: AscentResult, tokens: int) -> dict[str, Any]:
+    """How long the updates took: provenance for gap_run.json (per step: steps.tsv), never a metric."""
+    seconds = [log.seconds for log in result.logs if log.seconds is not None]
+    median = statistics.median(seconds) if seconds else None
+    return {"seconds_per_step": median, "tokens_per_second": tokens / median if median else None,
+            "total_seconds": sum(seconds)}
+
+
+def post_train(
+    params: TrackedParams, model_dir: Path, corpus_file: Path, benchmarks: Path, out_dir: Path, metrics_dir: Path
+) -> dict:
+    """Run GAP as params.yaml says; writes ``out_dir`` (model + gap_run.json) and ``metrics_dir``.
+
+    ``benchmarks`` holds the imported splits the selection slice is read from.
+    """
     gap, runtime = params.gap, params.runtime
     configure_cpu(runtime.threads)
     seed_everything(gap.seed)
@@ -65,14 +73,13 @@ def post_train(params: TrackedParams, model_dir: Path, corpus_file: Path, out_di
     model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
     input_ids = encode_text(tokenizer, doc["text"], gap.max_length, doc["doc_id"]).to(device)
 
-    best = None if gap.select.criterion == "last" else BestStep.for_model(params, model, tokenizer)
+    best = None if gap.select.criterion == "last" else BestStep.for_model(params, model, tokenizer, benchmarks)
     result = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas, gap.loss_ceiling,
                              on_step=None if best is None else best.on_step)
     kept = result.kept_step if best is None else best.restore(model)
     summary = summarize(result, input_ids.numel(), kept)
     if best is not None:
         summary["selection"] = best.summary()
-    summary |= {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
 
     base_info = (model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8")
     run_info = {
@@ -80,6 +87,9 @@ def post_train(params: TrackedParams, model_dir: Path, corpus_file: Path, out_di
         "text": {"corpus": gap.corpus, "doc_id": doc["doc_id"], "source_row": doc.get("source_row")},
         "base_model": json.loads(base_info),
         "metrics": summary,
+        "timing": timing(result, input_ids.numel()),
+        "device": device.type,
+        "dtype": str(dtype).removeprefix("torch."),
     }
     with atomic_path(out_dir, directory=True) as tmp:
         save_model(model, tokenizer, tmp)

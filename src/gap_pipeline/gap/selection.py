@@ -11,6 +11,7 @@ stages; the task objects are built once and re-scored at every step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,10 +34,10 @@ class SelectionSlice:
     samples: dict[str, list[int]]
 
     @classmethod
-    def build(cls, params: TrackedParams) -> SelectionSlice:
+    def build(cls, params: TrackedParams, benchmarks: Path) -> SelectionSlice:
         select, task_dict, samples = params.gap.select, {}, {}
         for task in select.tasks:
-            run = task_run(params, task, select.split, limit=None)
+            run = task_run(params, task, select.split, None, benchmarks)
             loaded = task_manager_for(task).load([task_spec(run)])
             size = len(loaded["tasks"][task].eval_docs)
             if select.examples > size:
@@ -89,10 +90,10 @@ class BestStep:
             self._weights = snapshot_weights(model, into=self._weights)
 
     @classmethod
-    def for_model(cls, params: TrackedParams, model: torch.nn.Module, tokenizer: Any) -> BestStep:
+    def for_model(cls, params: TrackedParams, model: torch.nn.Module, tokenizer: Any, benchmarks: Path) -> BestStep:
         """A tracker that scores ``model`` itself (not a copy) through the lm-eval class ``eval.model_class``."""
         lm = make_lm(params.eval.model_class, model, tokenizer, params.eval.batch_size)
-        return cls(params.gap.select, SelectionSlice.build(params), lm)
+        return cls(params.gap.select, SelectionSlice.build(params, benchmarks), lm)
 
     def on_step(self, log: Any, model: torch.nn.Module) -> None:
         """gradient_ascent's hook: score the weights of ``log.step`` on the slice, then let the ascent go on."""

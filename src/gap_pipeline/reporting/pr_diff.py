@@ -1,8 +1,8 @@
-"""Render what a change did to params and metrics as one Markdown comment for a pull request.
+"""What a change did to params and metrics, as one Markdown comment for a pull request: DVC's own tables.
 
-DVC computes the diffs (`dvc params diff`, `dvc metrics diff`, both as JSON); this module only lays them out:
-changed params first, then every changed metric with its base value, new value and change, the summary file
-on top. The marker on the first line lets the workflow find and update its own comment on later pushes.
+`dvc params diff --md` and `dvc metrics diff --md` make the tables; this module only orders them (the run summary
+first), adds a heading, and says in one line when nothing moved. The marker on the first line lets the workflow
+find and update its own comment on later pushes.
 
     python -m gap_pipeline.reporting.pr_diff --base origin/main --head HEAD > diff.md
 """
@@ -14,50 +14,35 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 MARKER = "<!-- gap-pipeline metrics diff -->"
 SUMMARY = "metrics/summary/summary.json"
 
 
-def dvc_diff(kind: str, base: str, head: str, repo: Path) -> dict[str, dict[str, Any]]:
-    """`dvc <kind> diff base head --json` as a dict: {file: {key: {"old", "new", "diff"}}}."""
-    result = subprocess.run([sys.executable, "-m", "dvc", kind, "diff", base, head, "--json"], cwd=repo,
-                            capture_output=True, text=True, check=True)
-    return json.loads(result.stdout or "{}")
+def dvc(repo: Path, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True,
+                            check=True)
+    return result.stdout.strip()
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "—" if value is None else str(value)
+def changed_files(repo: Path, kind: str, base: str, head: str) -> list[str]:
+    """Params or metrics files (``kind``) with a changed value, the run summary first."""
+    changed = json.loads(dvc(repo, kind, "diff", base, head, "--json") or "{}")
+    return sorted((path for path, diff in changed.items() if diff), key=lambda path: (path != SUMMARY, path))
 
 
-def _change(entry: dict[str, Any]) -> str:
-    diff = entry.get("diff")
-    if isinstance(diff, (int, float)) and not isinstance(diff, bool):
-        return f"{diff:+.4g}"
-    return _cell(diff)
-
-
-def _rows(diffs: dict[str, dict[str, Any]]) -> list[str]:
-    files = sorted(diffs, key=lambda f: (f != SUMMARY, f))
-    return [
-        f"| `{path}` | `{key}` | {_cell(entry.get('old'))} | {_cell(entry.get('new'))} | {_change(entry)} |"
-        for path in files for key, entry in sorted(diffs[path].items())
-    ]
-
-
-def render(params: dict[str, dict[str, Any]], metrics: dict[str, dict[str, Any]], base: str, head: str) -> str:
-    """The comment body: a params table and a metrics table, or a line saying nothing changed."""
-    lines = [MARKER, f"### GAP pipeline: `{head}` against `{base}`", ""]
-    for title, diffs in (("Params", params), ("Metrics", metrics)):
-        rows = _rows(diffs)
-        lines.append(f"**{title}**" + ("" if rows else ": no change"))
-        if rows:
-            lines += ["", "| file | key | base | head | change |", "|---|---|---|---|---|", *rows]
-        lines.append("")
-    return "\n".join(lines)
+def render(repo: Path, base: str, head: str) -> str:
+    """The comment body: DVC's params table, then one metrics table per changed file, or a line for each."""
+    params = changed_files(repo, "params", base, head)
+    files = changed_files(repo, "metrics", base, head)
+    lines = [MARKER, f"### GAP pipeline: `{head}` against `{base}`", "", "**Params**", "",
+             dvc(repo, "params", "diff", base, head, "--md") if params else "No param changed.", "",
+             "**Metrics**", ""]
+    if not files:
+        lines.append("No metric changed: no score, loss or kept step moved.")
+    for path in files:
+        lines += [f"`{path}`", "", dvc(repo, "metrics", "diff", base, head, "--md", "--targets", path), ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main() -> None:
@@ -66,9 +51,7 @@ def main() -> None:
     parser.add_argument("--head", default="HEAD", help="git revision with the change")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the project's root")
     args = parser.parse_args()
-    params = dvc_diff("params", args.base, args.head, args.repo)
-    metrics = dvc_diff("metrics", args.base, args.head, args.repo)
-    print(render(params, metrics, args.base, args.head))
+    print(render(args.repo, args.base, args.head), end="")
 
 
 if __name__ == "__main__":

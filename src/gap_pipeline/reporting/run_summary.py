@@ -29,13 +29,21 @@ def corpus_label(corpus: str) -> str:
     return PAPER_CORPUS_LABELS.get(corpus, corpus)
 
 
-def load_scores(metrics_dir: Path) -> dict[str, float]:
-    """``{task: main metric}`` from one model's ``<task>.json`` files."""
-    scores = {}
+def load_results(metrics_dir: Path) -> dict[str, dict[str, float]]:
+    """``{task: {"score", "stderr", "examples"}}`` of the main metric, from one model's ``<task>.json`` files."""
+    results = {}
     for path in sorted(metrics_dir.glob("*.json")):
         record = read_json(path)
-        scores[record["task"]] = record["metrics"][MAIN_METRIC[record["task"]]]
-    return scores
+        metric = MAIN_METRIC[record["task"]]
+        results[record["task"]] = {"score": record["metrics"][metric],
+                                   "stderr": record["metrics"].get(f"{metric}_stderr"),
+                                   "examples": record["examples"]}
+    return results
+
+
+def scores_of(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``{task: score}`` from ``load_results``."""
+    return {task: result["score"] for task, result in results.items()}
 
 
 def _delta(new: float | None, old: float | None) -> float | None:
@@ -43,18 +51,25 @@ def _delta(new: float | None, old: float | None) -> float | None:
 
 
 def summarize(
-    base: dict[str, float], gap: dict[str, float], references: dict[str, dict[str, float]] | None = None
+    base: dict[str, dict[str, float]], gap: dict[str, dict[str, float]],
+    references: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Every task's score for base and GAP, the two averages, the deltas (GAP minus base), and each reference
-    model's two averages (the line GAP is measured against in Figure 1)."""
-    tasks = {
-        task: {"metric": MAIN_METRIC[task], "base": base.get(task), "gap": gap.get(task),
-               "delta": _delta(gap.get(task), base.get(task))}
-        for task in MAIN_METRIC if task in base or task in gap
-    }
+    """Every task's main metric for base and GAP with its stderr and example count, the deltas (GAP minus base),
+    the two families' averages, and each reference model's two averages (Figure 1's line; ``references`` maps a
+    name to its ``{task: score}``). Results only: an identical rerun writes the same summary."""
+    tasks = {}
+    for task in MAIN_METRIC:
+        b, g = base.get(task), gap.get(task)
+        if b is None and g is None:
+            continue
+        tasks[task] = {"base": b and b["score"], "gap": g and g["score"],
+                       "delta": _delta(g and g["score"], b and b["score"]),
+                       "base_stderr": b and b["stderr"], "gap_stderr": g and g["stderr"],
+                       "examples": (b or g)["examples"]}
+    base_scores, gap_scores = scores_of(base), scores_of(gap)
     averages = {}
     for family, members in FAMILIES.items():
-        b, g = family_average(base, family), family_average(gap, family)
+        b, g = family_average(base_scores, family), family_average(gap_scores, family)
         averages[family] = {"base": b, "gap": g, "delta": _delta(g, b),
                             "tasks": sum(t in base and t in gap for t in members)}
     summary = {"averages": averages, "tasks": tasks}

@@ -1,7 +1,7 @@
 """Zero-shot scoring of one model on one task through lm-eval's own task configs and evaluator.
 
 The eight multiple-choice tasks are lm-eval's stock configs, changed only in where their data comes from
-(the local mirror in ``eval.data_dir``, or the hub datasets the configs name) and which split is scored.
+(the splits imported into ``data/benchmarks``, or the hub datasets the configs name) and which split is scored.
 The four dialogue tasks are lm-eval tasks defined in ``lm_eval_tasks/`` (the paper's protocol). lm-eval
 owns prompts, choices and metrics; this module picks the task, runs it and flattens what comes back.
 """
@@ -72,7 +72,11 @@ def reply_token_loss(
 def evaluate_task(
     lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun, seed: int
 ) -> tuple[dict, list[dict]]:
-    """Score ``lm`` on one task with lm-eval's seeds at ``seed``; returns the metrics record and the predictions."""
+    """Score ``lm`` on one task with lm-eval's seeds at ``seed``; returns the record and the predictions.
+
+    The record's ``metrics`` and ``examples`` are the results; its ``run`` says how they were obtained (data,
+    versions, seconds), which changes between identical reruns and so stays out of the metrics files.
+    """
     start = time.perf_counter()
     try:
         results = simple_evaluate(
@@ -86,7 +90,7 @@ def evaluate_task(
         raise DataNotFoundError(
             f"task {run.task!r}: its hub dataset could not be read (tried the hub and the datasets cache under "
             f"{datasets.config.HF_DATASETS_CACHE}; {str(exc).splitlines()[0]}); when offline, set "
-            "eval.source: local and eval.data_dir to a folder holding <task>/<split>.jsonl"
+            "eval.source: local and point data.benchmarks at a folder holding <task>/<split>.jsonl"
         ) from exc
     samples = results["samples"][run.task]
     metrics = flatten_metrics(results["results"][run.task])
@@ -99,14 +103,16 @@ def evaluate_task(
         "task": run.task,
         "metrics": metrics,
         "examples": len(samples),
-        "split_size": results["n-samples"][run.task]["original"],
-        "split": run.split,
-        "limit": run.limit,
-        "data": str(run.data_dir / run.task / f"{run.split}.jsonl") if run.data_dir else "hub",
-        "task_version": results["versions"][run.task],
-        "seed": seed,
-        "seconds": time.perf_counter() - start,
-        "versions": {pkg: version(pkg) for pkg in ("lm-eval", "datasets", "transformers", "torch")},
+        "run": {
+            "split": run.split,
+            "split_size": results["n-samples"][run.task]["original"],
+            "limit": run.limit,
+            "data": str(run.data_dir / run.task / f"{run.split}.jsonl") if run.data_dir else "hub",
+            "task_version": results["versions"][run.task],
+            "seed": seed,
+            "seconds": time.perf_counter() - start,
+            "versions": {pkg: version(pkg) for pkg in ("lm-eval", "datasets", "transformers", "torch")},
+        },
     }
     return record, predictions
 
@@ -118,8 +124,13 @@ def make_lm(model_class: str, model: torch.nn.Module, tokenizer: PreTrainedToken
     return MODEL_CLASSES[model_class](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
-def score_model(params: TrackedParams, model_dir: Path, task: str) -> tuple[dict, list[dict]]:
-    """The evaluate stage's work: load ``model_dir`` as params.yaml says and score it on ``task``."""
+def score_model(
+    params: TrackedParams, model_dir: Path, task: str, benchmarks: Path
+) -> tuple[dict, list[dict]]:
+    """The evaluate stage's work: load ``model_dir`` as params.yaml says and score it on ``task``.
+
+    ``benchmarks`` holds the imported splits (``<task>/<split>.jsonl``).
+    """
     runtime, settings = params.runtime, params.eval
     configure_cpu(runtime.threads)
     seed_everything(settings.seed)
@@ -127,13 +138,12 @@ def score_model(params: TrackedParams, model_dir: Path, task: str) -> tuple[dict
     dtype = resolve_dtype(runtime.dtype, device)
     model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
     model.eval()
-    run = task_run(params, task, settings.tasks[task].split, settings.tasks[task].limit)
+    run = task_run(params, task, settings.tasks[task].split, settings.tasks[task].limit, benchmarks)
     lm = make_lm(settings.model_class, model, tokenizer, settings.batch_size)
     record, predictions = evaluate_task(lm, tokenizer, run, settings.seed)
     info = read_json(model_dir / MODEL_INFO_FILE)
-    record |= {
+    record["run"] |= {
         "model": str(model_dir), "model_name": info["name"], "model_class": settings.model_class,
-        "batch_size": settings.batch_size,
-        "device": device.type, "dtype": str(dtype).removeprefix("torch."),
+        "batch_size": settings.batch_size, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
     }
     return record, predictions

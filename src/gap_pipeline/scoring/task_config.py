@@ -56,7 +56,7 @@ def task_spec(run: TaskRun) -> dict[str, Any]:
         data_file = run.data_dir / run.task / f"{run.split}.jsonl"
         if not data_file.exists():
             raise DataNotFoundError(
-                f"no {run.split} split for task {run.task!r} at {data_file}; check eval.data_dir and "
+                f"no {run.split} split for task {run.task!r} at {data_file}; check data.benchmarks and "
                 f"eval.tasks.{run.task}.split, or set eval.source: hub to read the hub"
             )
         overrides |= {
@@ -68,13 +68,16 @@ def task_spec(run: TaskRun) -> dict[str, Any]:
     return {"group": f"gap::{run.task}", "task": [overrides]}
 
 
-def task_run(params: TrackedParams, task: str, split: str, limit: int | None) -> TaskRun:
-    """``task``'s ``split`` as params.yaml says to read it, up to ``limit`` examples from the split's start."""
+def task_run(params: TrackedParams, task: str, split: str, limit: int | None, benchmarks: Path) -> TaskRun:
+    """``task``'s ``split`` as params.yaml says to read it, up to ``limit`` examples from the split's start.
+
+    ``benchmarks`` holds the imported splits; with ``eval.source: hub`` the multiple-choice tasks read the hub.
+    """
     settings = params.eval
     return TaskRun(
         task=task,
         split=split,
         limit=limit,
         # The dialogue sets have no hub copy (they come from the GAP authors' release): always local.
-        data_dir=None if settings.source == "hub" and not is_dialogue(task) else Path(settings.data_dir),
+        data_dir=None if settings.source == "hub" and not is_dialogue(task) else benchmarks,
     )
