@@ -15,8 +15,9 @@ def main(params: TrackedParams) -> None:
     parser.add_argument("--benchmarks", type=Path, required=True, help="the imported splits (selection slice)")
     parser.add_argument("--out", type=Path, required=True, help="post-trained model directory to write")
     parser.add_argument("--metrics", type=Path, required=True, help="folder for train.json and steps.tsv")
+    parser.add_argument("--timing", type=Path, required=True, help="JSON to write: seconds per step, device, dtype")
     args = parser.parse_args()
-    post_train(params, args.model, args.corpus, args.benchmarks, args.out, args.metrics)
+    post_train(params, args.model, args.corpus, args.benchmarks, args.out, args.metrics, args.timing)
 
 
 if __name__ == "__main__":

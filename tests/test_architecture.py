@@ -249,7 +249,8 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
         "sample_corpus": ("sample_corpus", "--name", "github", "--corpus", "data/sources/github.jsonl",
                           "--out", "data/corpora/github.jsonl"),
         "gap": ("gap", "--model", "models/base", "--corpus", "data/corpora/github.jsonl", "--benchmarks",
-                "data/benchmarks", "--out", "models/gap", "--metrics", "metrics/gap"),
+                "data/benchmarks", "--out", "models/gap", "--metrics", "metrics/gap",
+                "--timing", "data/gap_timing.json"),
     }
     found = {name: _trace(stage_dir, *run) for name, run in runs.items()}
     for model in ("base", "gap"):

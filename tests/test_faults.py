@@ -137,11 +137,14 @@ def test_two_runs_with_the_same_params_give_identical_results(stage_dir, tiny_ba
         # Metrics hold results only: the rerun's files are byte for byte the same (timings live elsewhere).
         runs.append([(stage_dir.root / f"metrics/gap_{run}/{name}").read_bytes()
                      for name in ("train.json", "selection.tsv")]
-                    + [(stage_dir.root / f"models/gap_{run}/model.safetensors").read_bytes()])
+                    + [(stage_dir.root / f"models/gap_{run}/{name}").read_bytes()
+                       for name in ("model.safetensors", "gap_run.json")])
     assert runs[0] == runs[1]
     train = json.loads(runs[0][0])
     assert train["steps_run"] == 3 and 0 <= train["steps"] <= 3
     assert not TIMING_KEYS & set(train)
+    timing = json.loads((stage_dir.root / "metrics/gap_a-timing.json").read_text())
+    assert timing["seconds_per_step"] > 0 and timing["device"] == "cpu"
 
 
 def test_two_evaluations_with_the_same_params_give_identical_scores(stage_dir, tiny_base):

@@ -24,7 +24,6 @@ TINY = {
     "gap": {"steps": 1, "max_length": 32, "select": {"examples": 2, "tasks": ["copa", "wizard_of_wikipedia"]}},
     "reference": {"models": []},  # Gemma's preparation alone would double this file's run time
     "eval": {
-        "data_dir": str(SHARED / "benchmarks"),
         "batch_size": 4,
         # One multiple-choice and one dialogue task, a few examples each.
         "tasks": {"copa": {"split": "validation", "limit": 4},
@@ -33,8 +32,10 @@ TINY = {
 }
 EVALUATIONS = {f"evaluate@{model}-{task}" for model in ("base", "gap") for task in ("copa", "wizard_of_wikipedia")}
 GAP_EVALUATIONS = {stage for stage in EVALUATIONS if "@gap-" in stage}
+IMPORTS = {"import_benchmarks", "import_corpus@github", "import_corpus@pile_cc", "import_corpus@tdec"}
 ALL_STAGES = {
-    "check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc", "sample_corpus@tdec", "gap",
+    *IMPORTS, "check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc",
+    "sample_corpus@tdec", "gap",
     *EVALUATIONS, "aggregate",
 }
 
@@ -96,7 +97,8 @@ def test_evaluation_leaves_every_task_score_and_the_summary(project):
         metric = "f1" if task == "wizard_of_wikipedia" else "acc"
         assert 0.0 <= record["metrics"][metric] <= 1.0
         assert record["examples"] == TINY["eval"]["tasks"][task]["limit"]
-        assert record["split"] == "validation" and record["versions"]["lm-eval"]
+        run_info = project.read_json(f"data/predictions/{model}/{task}.run.json")
+        assert run_info["split"] == "validation" and run_info["versions"]["lm-eval"] and run_info["seconds"] > 0
         lines = (project.root / f"data/predictions/{model}/{task}.jsonl").read_text().splitlines()
         assert len(lines) == record["examples"]
     summary = project.read_json("metrics/summary/summary.json")
@@ -105,8 +107,12 @@ def test_evaluation_leaves_every_task_score_and_the_summary(project):
     assert summary["averages"]["dialogue"]["base"] == summary["tasks"]["wizard_of_wikipedia"]["base"]
     header = (project.root / "metrics/summary/runs_dialogue.csv").read_text().splitlines()[0]
     assert header.startswith("corpora,index,epoch,average,model,")
+    assert copa["examples"] == 4 and copa["base_stderr"] > 0
+    # Results only: every metric DVC shows is a number (or a flag), none of them a path, a version or a time.
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
-    assert "metrics/eval/base/copa.json" in json.dumps(shown)
+    files = next(iter(shown.values()))["data"]
+    assert set(files) == {"metrics/summary/summary.json", "metrics/gap/train.json"}
+    assert not any(word in json.dumps(files) for word in ("seconds", "version", "/", "float32"))
 
 
 def test_one_task_limit_reruns_that_task_alone(project):
@@ -139,8 +145,11 @@ def test_a_refused_param_stops_the_run_before_any_output_is_touched(project):
 
 
 @pytest.mark.parametrize(("module", "stages"), [
-    ("core/runtime.py", {"check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc",
+    ("core/runtime.py", {*IMPORTS, "check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc",
                          "sample_corpus@tdec", "gap", *EVALUATIONS, "aggregate"}),
+    ("task_data.py", {"import_benchmarks", "check_params"}),
+    ("corpora.py", {"import_corpus@github", "import_corpus@pile_cc", "import_corpus@tdec", "sample_corpus@github",
+                    "sample_corpus@pile_cc", "sample_corpus@tdec"}),
     ("models.py", {"prepare_model", "gap", *EVALUATIONS}),
     ("scoring/batching.py", {"gap", *EVALUATIONS}),
     ("reporting/run_summary.py", {"aggregate"}),
@@ -153,6 +162,30 @@ def test_an_edit_to_a_module_reruns_the_stages_that_import_it(project, module, s
         assert project.changed_stages() == stages
     finally:
         source.write_text(original)
+    assert project.changed_stages() == set()
+
+
+def test_a_malformed_corpus_stops_its_import_and_leaves_dvc_status_as_it_was(project):
+    broken = project.root.parent / "broken.jsonl"
+    broken.write_text('{"doc_id": 1, "text": "fine"}\n{"doc_id": 2, "text": \n')
+    good = project.params()["corpora"]["github"]["source"]
+    project.set_param("corpora.github.source", str(broken))
+    before = json.loads(project.dvc("status", "--json").stdout)
+    assert "import_corpus@github" in before
+    refused = project.dvc("repro", check=False)
+    assert refused.returncode != 0 and f"{broken}:2: not a JSON record" in refused.stdout + refused.stderr
+    assert json.loads(project.dvc("status", "--json").stdout) == before
+    project.set_param("corpora.github.source", good)
+    assert project.changed_stages() == set()
+
+
+def test_an_identical_forced_rerun_leaves_every_metrics_file_byte_identical(project):
+    tracked = sorted(p for p in (project.root / "metrics").rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in tracked}
+    for stage in ("gap", "evaluate@base-copa", "evaluate@gap-wizard_of_wikipedia", "aggregate"):
+        project.dvc("repro", "-f", "-s", stage)
+    changed = [str(p.relative_to(project.root)) for p in tracked if p.read_bytes() != before[p]]
+    assert changed == ["metrics/gap/steps.tsv"]  # a plots table: its seconds column is the one timing kept
     assert project.changed_stages() == set()
 
 
@@ -205,6 +238,8 @@ def test_a_queued_sweep_runs_two_at_a_time_and_is_collected(project):
     project.dvc("remote", "add", "-d", "store", _dvc_store(project))
     project.commit("before the queue")
     project.run(sys.executable, "-m", "gap_pipeline.sweep", "queue", "--corpora", "github", "--indices", "1-2")
+    # The workspace ran gap.seed 0 before the kill test moved it to 7: the queue shares the workspace's run-cache.
+    project.dvc("exp", "run", "--queue", "--name", "seed-0-again", "-S", "gap.seed=0")
     # The workers outlive `queue start` and would hold a captured stdout open: send their output elsewhere.
     start = subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=project.root,
                            env=project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
@@ -216,7 +251,7 @@ def test_a_queued_sweep_runs_two_at_a_time_and_is_collected(project):
             break
         assert time.monotonic() < deadline, status
         time.sleep(5)
-    assert status.count("Success") == 2, status
+    assert status.count("Success") == 3, status
     experiments = _experiments(project)
     # Each experiment post-trained its own text: its initial loss is the base model's loss on that text.
     model, tokenizer = load_model(project.root / "models/base", torch.device("cpu"), torch.float32)
@@ -231,6 +266,9 @@ def test_a_queued_sweep_runs_two_at_a_time_and_is_collected(project):
         log = project.dvc("queue", "logs", f"gap-github-{index}").stdout
         assert "Running stage 'gap'" in log
         assert "Running stage 'prepare_model'" not in log and "Running stage 'evaluate@base-copa'" not in log
+    log = project.dvc("queue", "logs", "seed-0-again").stdout
+    assert "Stage 'gap' is cached - skipping run" in log and "Running stage 'gap'" not in log
+    assert not any(f"Running stage '{stage}'" in log for stage in IMPORTS)
     # The report reads the experiments back: one row per finished run, the figure, the paper comparison.
     report = project.run(sys.executable, "-m", "gap_pipeline.sweep", "collect", "--out", "metrics/sweep",
                          "--paper", str(SHARED / "paper")).stdout
