@@ -260,7 +260,8 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
                 "--scores", f"metrics/eval/{model}/{task}.json",
                 "--predictions", f"data/predictions/{model}/{task}.jsonl",
                 "--run-info", f"data/predictions/{model}/{task}.run.json")
-    found["aggregate"] = _trace(stage_dir, "aggregate", "--scores", "metrics/eval", "--corpus",
+    found["aggregate"] = _trace(stage_dir, "aggregate", "--scores", "metrics/eval", "--predictions",
+                                "data/predictions", "--corpus",
                                 "data/corpora/github.jsonl", "--train", "metrics/gap/train.json",
                                 "--out", "metrics/summary")
     return found

@@ -120,8 +120,11 @@ def test_a_nan_loss_keeps_the_last_finite_step_writes_no_nan_and_reports_it(stag
         record = {"task": "copa", "metrics": {"acc": 0.5, "acc_stderr": 0.1}, "examples": 4}
         (stage_dir.root / f"metrics/eval/{model}").mkdir(parents=True)
         (stage_dir.root / f"metrics/eval/{model}/copa.json").write_text(json.dumps(record))
-    result = stage_dir.run("aggregate", "--scores", "metrics/eval", "--corpus", corpus,
-                           "--train", "metrics/gap/train.json", "--out", "metrics/summary")
+        (stage_dir.root / f"data/predictions/{model}").mkdir(parents=True)
+        rows = "".join(json.dumps({"doc_id": i, "acc": float(i % 2)}) + "\n" for i in range(4))
+        (stage_dir.root / f"data/predictions/{model}/copa.jsonl").write_text(rows)
+    result = stage_dir.run("aggregate", "--scores", "metrics/eval", "--predictions", "data/predictions",
+                           "--corpus", corpus, "--train", "metrics/gap/train.json", "--out", "metrics/summary")
     assert result.returncode == 0, result.stderr
     rows = (stage_dir.root / "metrics/summary/runs_classification.csv").read_text().splitlines()
     assert [row.split(",")[2] for row in rows] == ["epoch", "0", "0"]

@@ -107,12 +107,16 @@ def test_evaluation_leaves_every_task_score_and_the_summary(project):
     assert summary["averages"]["dialogue"]["base"] == summary["tasks"]["wizard_of_wikipedia"]["base"]
     header = (project.root / "metrics/summary/runs_dialogue.csv").read_text().splitlines()[0]
     assert header.startswith("corpora,index,epoch,average,model,")
-    assert copa["examples"] == 4 and copa["base_stderr"] > 0
+    # Paired statistics from the per-example predictions: an interval around the delta, the examples that changed.
+    low, high = copa["delta_ci95"]
+    assert copa["examples"] == 4 and low <= copa["delta"] <= high and 0 <= copa["changed"] <= 4
+    assert summary["averages"]["dialogue"]["mde80"] >= 0 and len(summary["averages"]["dialogue"]["delta_ci95"]) == 2
     # Results only: every metric DVC shows is a number (or a flag), none of them a path, a version or a time.
     shown = json.loads(project.dvc("metrics", "show", "--json").stdout)
     files = next(iter(shown.values()))["data"]
     assert set(files) == {"metrics/summary/summary.json", "metrics/gap/train.json"}
-    assert not any(word in json.dumps(files) for word in ("seconds", "version", "/", "float32"))
+    values = json.dumps([data["data"] for data in files.values()])
+    assert not any(word in values for word in ("seconds", "version", "/", "float32"))
 
 
 def test_one_task_limit_reruns_that_task_alone(project):

@@ -1,26 +1,56 @@
+import numpy as np
 import pandas as pd
 import pytest
 
 from gap_pipeline.core.tasks import ALL_TASKS, CLASSIFICATION_TASKS, DIALOGUE_TASKS, FAMILIES, family_average
-from gap_pipeline.reporting.run_summary import PAPER_COLUMNS, paper_file, paper_row, score_table, summarize
+from gap_pipeline.reporting.run_summary import (
+    PAPER_COLUMNS,
+    ModelScores,
+    paper_file,
+    paper_row,
+    score_table,
+    summarize,
+)
+from gap_pipeline.reporting.statistics import Z80, Z95
 from tests.conftest import SHARED
 
 BASE = {t: 0.5 for t in CLASSIFICATION_TASKS} | {t: 0.10 for t in DIALOGUE_TASKS}
 GAP = {t: 0.6 for t in CLASSIFICATION_TASKS} | {t: 0.12 for t in DIALOGUE_TASKS}
 
 
-def _results(scores: dict[str, float], stderr: float) -> dict[str, dict[str, float]]:
-    return {task: {"score": score, "stderr": stderr, "examples": 40} for task, score in scores.items()}
+def _model(scores: dict[str, float], stderr: float, examples: dict[str, dict] | None = None) -> ModelScores:
+    results = {task: {"score": score, "stderr": stderr, "examples": 40} for task, score in scores.items()}
+    return ModelScores(results, examples or {})
 
 
 def test_summary_has_every_task_both_averages_and_deltas():
-    summary = summarize(_results(BASE, 0.07), _results(GAP, 0.08))
+    summary = summarize(_model(BASE, 0.07), _model(GAP, 0.08))
     assert set(summary["tasks"]) == set(ALL_TASKS)
-    assert summary["tasks"]["piqa"] == {"base": 0.5, "gap": 0.6, "delta": pytest.approx(0.1), "base_stderr": 0.07,
-                                        "gap_stderr": 0.08, "examples": 40}
-    assert all(isinstance(v, (int, float)) for task in summary["tasks"].values() for v in task.values())
+    assert summary["tasks"]["piqa"] == {"base": 0.5, "gap": 0.6, "delta": pytest.approx(0.1), "examples": 40}
     assert summary["averages"]["classification"]["delta"] == pytest.approx(0.1)
     assert summary["averages"]["dialogue"] == {"base": 0.10, "gap": 0.12, "delta": pytest.approx(0.02), "tasks": 4}
+
+
+def test_paired_statistics_come_from_the_examples_both_models_scored():
+    base_copa = {i: float(i % 2) for i in range(40)}  # 0, 1, 0, 1, ...
+    gap_copa = dict(base_copa) | {0: 1.0, 2: 1.0}  # two examples flip to right
+    base_wow = {i: 0.1 for i in range(24)}
+    gap_wow = {i: 0.1 + (0.05 if i < 12 else -0.05) for i in range(24)}
+    base = _model({"copa": 0.5, "wizard_of_wikipedia": 0.1}, 0.08, {"copa": base_copa, "wizard_of_wikipedia": base_wow})
+    gap = _model({"copa": 0.55, "wizard_of_wikipedia": 0.1}, 0.08, {"copa": gap_copa, "wizard_of_wikipedia": gap_wow})
+    summary = summarize(base, gap, {"bigger": base})
+    copa = summary["tasks"]["copa"]
+    assert copa["changed"] == 2 and copa["delta_ci95"][0] <= 0.0 < 0.05 <= copa["delta_ci95"][1] <= 0.125
+    classification = summary["averages"]["classification"]
+    assert classification["changed"] == 2 and classification["tasks"] == 1
+    # One task of 40 differences, two of them 1: sd = sqrt((2 - 40 * 0.05^2) / 39), SE = sd / sqrt(40).
+    se = np.sqrt((2 - 40 * 0.05**2) / 39) / np.sqrt(40)
+    assert classification["mde80"] == pytest.approx((Z95 + Z80) * se)
+    dialogue = summary["averages"]["dialogue"]
+    assert dialogue["changed"] == 24 and dialogue["delta_ci95"][0] < 0 < dialogue["delta_ci95"][1]
+    # Against the reference (here the base model itself): GAP's paired delta and its interval.
+    assert summary["gap_vs_reference"]["bigger"]["classification"]["delta"] == pytest.approx(0.05)
+    assert len(summary["gap_vs_reference"]["bigger"]["dialogue"]["delta_ci95"]) == 2
 
 
 def test_averages_cover_only_the_tasks_scored():

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,3 +115,18 @@ def test_report_counts_runs_above_baseline_and_mean_gain(tmp_path: Path):
     with open(tmp_path / "figure1.tsv") as f:
         series = {row["series"] for row in csv.DictReader(f, delimiter="\t")}
     assert series == {"GAP smollm2-135m", "baseline smollm2-135m", "reference gemma3-270m"}
+
+
+def test_across_runs_carries_intervals_and_a_sign_test():
+    from gap_pipeline.reporting.statistics import wilson_interval
+    from gap_pipeline.reporting.sweep_report import across_runs
+
+    found = across_runs(np.array([0.02, 0.01, 0.0, -0.01, 0.03]))
+    assert found["runs"] == 5 and found["above_baseline"] == 0.6
+    assert (found["above_ci95_low"], found["above_ci95_high"]) == wilson_interval(3, 5)
+    assert found["sign_test_p"] == pytest.approx(0.625)  # 3 above, 1 below: 2 * (1 + 4) / 16
+    assert found["mean_gain"] == pytest.approx(0.01)
+    assert found["mean_gain_ci95_low"] < found["mean_gain"] < found["mean_gain_ci95_high"]
+    paper = compare_with_paper([], SHARED / "paper").set_index(["family", "corpus", "who"])
+    git = paper.loc[("dialogue", "Git.", "paper OPT-350M")]
+    assert git["runs"] == 100 and git["above_ci95_low"] > 0.95 and git["sign_test_p"] < 1e-20

@@ -14,11 +14,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on a CI runner
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from gap_pipeline.core.io import atomic_path, write_table  # noqa: E402
 from gap_pipeline.core.tasks import FAMILIES, family_average  # noqa: E402
 from gap_pipeline.reporting.run_summary import corpus_label, paper_file, paper_row  # noqa: E402
+from gap_pipeline.reporting.statistics import mean_ci, sign_test, wilson_interval  # noqa: E402
 
 FAMILY_TITLES = {"dialogue": "Dialogue tasks: unigram F1 average", "classification": "Classification: accuracy average"}
 
@@ -56,17 +58,33 @@ def compare_with_paper(runs: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
             theirs.append({"family": family, "corpus": row.corpora, "who": f"paper OPT-{row.model}",
                            "gain": row.average - base})
     frame = pd.DataFrame(ours + theirs)
+    rows = [{"family": family, "corpus": corpus, "who": who, **across_runs(group["gain"].to_numpy())}
+            for (family, corpus, who), group in frame.groupby(["family", "corpus", "who"], sort=True)]
+    return pd.DataFrame(rows)
+
+
+def across_runs(gains: np.ndarray) -> dict[str, Any]:
+    """A group of runs against their baselines: the mean gain with its bootstrap 95% interval over runs, the share
+    above baseline with its Wilson interval, and the sign test of above against below."""
     # "Above" means by more than float noise: a run that kept step 0 scores exactly its baseline.
-    frame["above"] = frame["gain"] > 1e-9
-    table = frame.groupby(["family", "corpus", "who"], sort=True).agg(
-        runs=("gain", "size"), above_baseline=("above", "mean"), mean_gain=("gain", "mean"))
-    return table.reset_index()
+    above, below = int((gains > 1e-9).sum()), int((gains < -1e-9).sum())
+    low, high = mean_ci(gains) if len(gains) > 1 else (float(gains[0]), float(gains[0]))
+    share_low, share_high = wilson_interval(above, len(gains))
+    return {"runs": len(gains), "above_baseline": above / len(gains), "above_ci95_low": share_low,
+            "above_ci95_high": share_high, "mean_gain": float(gains.mean()), "mean_gain_ci95_low": low,
+            "mean_gain_ci95_high": high, "sign_test_p": sign_test(above, below)}
 
 
 def side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
-    """One row per (family, corpus); per model, the share of runs above baseline and the mean gain."""
-    wide = comparison.pivot(index=["family", "corpus"], columns="who", values=["above_baseline", "mean_gain"])
-    wide.columns = [f"{who}: {'above' if stat == 'above_baseline' else 'gain'}" for stat, who in wide.columns]
+    """One row per (family, corpus); per model, the share of runs above baseline and the mean gain, each with its
+    95% interval."""
+    comparison = comparison.assign(
+        above=[f"{a:.0%} [{lo:.0%}, {hi:.0%}]" for a, lo, hi in
+               comparison[["above_baseline", "above_ci95_low", "above_ci95_high"]].itertuples(index=False)],
+        gain=[f"{g:+.4f} [{lo:+.4f}, {hi:+.4f}]" for g, lo, hi in
+              comparison[["mean_gain", "mean_gain_ci95_low", "mean_gain_ci95_high"]].itertuples(index=False)])
+    wide = comparison.pivot(index=["family", "corpus"], columns="who", values=["above", "gain"])
+    wide.columns = [f"{who}: {stat}" for stat, who in wide.columns]
     ours = sorted(c for c in wide.columns if not c.startswith("paper"))
     return wide[ours + sorted(c for c in wide.columns if c.startswith("paper"))].reset_index()
 
@@ -102,6 +120,11 @@ def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
             ys = mine[mine["corpus"] == corpus]["score"].to_numpy()
             offsets = [(i - (len(ys) - 1) / 2) * 0.08 for i in range(len(ys))]
             ax.scatter([x + o for o in offsets], ys, s=36, alpha=0.8, label=None, zorder=3)
+            if len(ys) > 1:  # the mean of the corpus's runs with its bootstrap 95% interval, beside the dots
+                low, high = mean_ci(ys)
+                ax.errorbar(x + max(offsets) + 0.15, ys.mean(), yerr=[[ys.mean() - low], [high - ys.mean()]],
+                            fmt="D", color="black", markersize=5, capsize=4, zorder=4,
+                            label="mean of the runs, 95% interval" if x == 0 else None)
         lines = frame[(frame["family"] == family) & ~frame["series"].str.startswith("GAP")]
         for row, style in zip(lines.itertuples(), ["-", "--", ":", "-."] * 4, strict=False):
             ax.axhline(row.score, linestyle=style, color="black" if style == "-" else "tab:red", linewidth=1.2,
