@@ -28,7 +28,10 @@ def main(params: TrackedParams) -> None:
     # The step gap kept: the best on the selection slice, or the last one within gap.loss_ceiling.
     kept = read_json(args.train)["steps"]
     summary = summarize(base, gap, references)
-    summary["run"] = {"source_row": run["index"], "kept_step": kept}
+    protocol = params.gap.select.protocol
+    summary["run"] = {"source_row": run["index"], "kept_step": kept, "selection_protocol": protocol,
+                      # The paper's protocol kept the step that scored best on the reported examples themselves.
+                      "optimistically_biased": protocol == "paper"}
     write_json(args.out / "summary.json", summary)
     for family in FAMILIES:
         rows = [paper_row(base.scores, family, epoch=0, **run), paper_row(gap.scores, family, epoch=kept, **run)]

@@ -107,3 +107,12 @@ def test_gap_stage_keeps_the_best_step_of_its_selection_curve(stage_dir, tiny_ba
     stopped = load_file(stage_dir.root / "models/stopped/model.safetensors")
     assert all(torch.equal(kept[name], stopped[name]) for name in stopped)
     assert (stage_dir.root / "metrics/stopped/selection.tsv").read_text().strip() == "step\tcriterion"
+
+
+def test_the_papers_protocol_selects_on_the_first_examples_the_reported_ones(raw_params):
+    raw = with_shared_data(raw_params)
+    raw["gap"]["select"] |= {"protocol": "paper", "examples": 40, "tasks": ["copa", "wizard_of_wikipedia"]}
+    raw["eval"]["tasks"]["copa"]["limit"] = 100  # overlaps on purpose: no refusal under this protocol
+    selection = SelectionSlice.build(parse_params(raw), SHARED / "benchmarks")
+    assert selection.samples["copa"] == list(range(40))
+    assert check_splits(TrackedParams(parse_params(raw)), SIZES) == []

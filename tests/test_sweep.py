@@ -70,6 +70,15 @@ def test_experiments_are_read_back_and_unfinished_ones_skipped():
     assert (row["experiment"], row["corpus"], row["index"], row["source_row"], row["epoch"]) == (
         "gap-github-1", "github", 1, 43, 3)
     assert row["gap"]["piqa"] == 0.52 and row["base"]["wizard_of_wikipedia"] == pytest.approx(0.1)
+    assert row["protocol"] == "disjoint"
+
+
+def test_runs_selected_on_their_reported_examples_are_marked_optimistic():
+    shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3)})
+    shown[1]["experiments"][0]["revs"][0]["data"]["params"]["params.yaml"]["data"]["gap"]["select"] = {
+        "protocol": "paper"}
+    comparison = compare_with_paper(run_rows(shown), SHARED / "paper")
+    assert "smollm2-135m (paper protocol: optimistic)" in set(comparison["who"])
 
 
 def test_a_grid_point_run_again_with_the_same_params_counts_once_the_newest():

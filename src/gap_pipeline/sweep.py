@@ -110,6 +110,8 @@ def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
             "experiment": rev.get("name") or rev["rev"][:7],
             "rev": rev["rev"],
             "model": params["model"]["name"],
+            # Runs from before the paper's protocol existed selected on a disjoint slice.
+            "protocol": params["gap"].get("select", {}).get("protocol", "disjoint"),
             "corpus": params["gap"]["corpus"],
             "index": params["gap"]["index"],
             "source_row": summary["run"]["source_row"],

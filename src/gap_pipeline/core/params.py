@@ -59,6 +59,7 @@ class SelectParams(_Section):
     """Best-step selection: which slice of which tasks scores each step, and how a step's scores rank."""
 
     criterion: Literal["last", "dialogue", "classification", "both"]
+    protocol: Literal["disjoint", "paper"]
     split: str = Field(min_length=1)
     examples: int = Field(ge=0)
     tasks: list[str]

@@ -45,7 +45,9 @@ class SelectionSlice:
                                   f"{task} has {size}; lower gap.select.examples")
             for part, entries in loaded.items():
                 task_dict.setdefault(part, {}).update(entries)
-            samples[task] = list(range(size - select.examples, size))
+            # The paper's protocol selects on the split's first examples, the very ones the evaluate stages report.
+            first = 0 if select.protocol == "paper" else size - select.examples
+            samples[task] = list(range(first, first + select.examples))
         return cls(task_dict, samples)
 
     @torch.no_grad()
@@ -112,7 +114,7 @@ class BestStep:
     def summary(self) -> dict[str, Any]:
         """train.json's ``selection``: the criterion, its best value, the kept step's gains over step 0 on the slice."""
         start, kept = self.curve[0], self.curve[self.best_step]
-        return {"criterion": self.select.criterion, "best": self.best_value,
+        return {"criterion": self.select.criterion, "protocol": self.select.protocol, "best": self.best_value,
                 **{f"{f}_gain": kept[f] - start[f] for f in FAMILIES if f in start}}
 
 

@@ -42,10 +42,15 @@ def per_run_table(runs: list[dict[str, Any]], family: str) -> pd.DataFrame:
     return pd.DataFrame([*baselines.values(), *sorted(rows, key=lambda r: (r["model"], r["corpora"], r["index"]))])
 
 
+def run_label(run: dict[str, Any]) -> str:
+    """The model, marked when its step was selected on the reported examples (the paper's protocol)."""
+    return run["model"] + (" (paper protocol: optimistic)" if run.get("protocol") == "paper" else "")
+
+
 def compare_with_paper(runs: list[dict[str, Any]], paper_dir: Path) -> pd.DataFrame:
     """Per family and corpus: the share of runs above their baseline and the mean gain, ours beside the paper's."""
     ours = [
-        {"family": family, "corpus": corpus_label(run["corpus"]), "who": run["model"],
+        {"family": family, "corpus": corpus_label(run["corpus"]), "who": run_label(run),
          "gain": family_average(run["gap"], family) - family_average(run["base"], family)}
         for run in runs for family in FAMILIES
     ]
@@ -95,7 +100,7 @@ def figure_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for run in runs:
         corpus = corpus_label(run["corpus"])
         for family in FAMILIES:
-            points.append({"family": family, "series": f"GAP {run['model']}", "corpus": corpus,
+            points.append({"family": family, "series": f"GAP {run_label(run)}", "corpus": corpus,
                            "index": run["source_row"], "epoch": run["epoch"],
                            "score": family_average(run["gap"], family)})
     for model, run in {run["model"]: run for run in runs}.items():
