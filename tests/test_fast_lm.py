@@ -2,6 +2,7 @@
 
 import copy
 import random
+import warnings
 
 import pytest
 import torch
@@ -203,3 +204,13 @@ def test_sliding_window_model_generates_as_hflm(tiny_tokenizer):
     long = _dialogue_requests(random.Random(4), [12, 30, 5])
     assert fast.generate_until(long) == hflm.generate_until(long)
     assert len(fast.prompts) == 0  # longer than the window: read as HFLM pads them, nothing kept
+
+
+def test_scoring_and_generating_raise_no_deprecation_warning(models):
+    """FastLM calls transformers' current API: a deprecated argument breaks scoring on the release that drops it."""
+    _, fast = models
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.simplefilter("error", category)
+        fast.loglikelihood(_multiple_choice_requests())
+        fast.generate_until(_dialogue_requests(random.Random(2), [5, 11, 3]))
