@@ -8,6 +8,7 @@ screenshots; the test installs it when it is missing.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,16 @@ def screenshot(chromium: str, page: Path, out: Path) -> np.ndarray:
                     "--proxy-server=127.0.0.1:9", "--window-size=1100,1400", "--virtual-time-budget=10000",
                     f"--screenshot={out}", page.as_uri()], check=True, capture_output=True, timeout=120)
     return matplotlib.image.imread(out)
+
+
+def drawn_charts(chromium: str, page: Path) -> tuple[int, int]:
+    """How many charts the page asks vega-embed for, and how many it drew (a canvas of non-zero size each)."""
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
+                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()], check=True, capture_output=True,
+                         text=True, timeout=120).stdout
+    asked = page.read_text().count("vegaEmbed('#")
+    drawn = len(re.findall(r'<canvas width="[1-9]\d*" height="[1-9]\d*"', dom))
+    return asked, drawn
 
 
 def drawn_share(pixels: np.ndarray) -> float:
@@ -91,6 +102,8 @@ def test_the_plots_page_draws_offline_and_dvcs_own_page_does_not(chromium, tmp_p
     assert "cdn.jsdelivr" not in html.split("<script>/* vega@")[0]  # no library fetched from outside
     for title in ("GAP training loss", "Best-step selection", "Zero-shot score per task", "figure1.png"):
         assert title in html, title
+    asked, charts = drawn_charts(chromium, ours)
+    assert asked >= 4 and charts == asked  # every chart drew: none broken by its title or its data
     drawn = drawn_share(screenshot(chromium, ours, tmp_path / "ours.png"))
     # DVC's own page, the same plots: its scripts come from a CDN, which this machine cannot reach.
     theirs = _project(tmp_path / "theirs", template=False)

@@ -99,7 +99,7 @@ class FastLM(HFLM):
         """One pass over left-padded ``rows``: their cache, attention mask and last hidden states."""
         ids, mask, positions = left_pad(rows, self._pad_id(), self.device)
         body = self._decoder(input_ids=ids, attention_mask=mask, position_ids=positions)
-        return body.past_key_values, mask, body.last_hidden_state[:, -1]
+        return body.cache, mask, body.last_hidden_state[:, -1]
 
     def _merge(self, states: Sequence[PromptState]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
         """Kept prompts as one batch, as ``_read`` would return it."""
@@ -163,7 +163,7 @@ class FastLM(HFLM):
         positions = lengths[owner][:, None] + torch.arange(width, device=self.device)
         full_mask = torch.cat([mask[owner], real.to(self.device, torch.long)], dim=-1)
         hidden = self._decoder(input_ids=inputs.to(self.device), attention_mask=full_mask, position_ids=positions,
-                               past_key_values=cache).last_hidden_state
+                               cache=cache).last_hidden_state
         # Keep only the real continuation positions, not the padding after shorter choices.
         return dict(zip(rows, hidden[real.to(self.device)].split([len(c) - 1 for c in continuations]), strict=True))
 
@@ -211,7 +211,7 @@ class FastLM(HFLM):
         states = self._read_prompts(rows) if is_left_padded(mask) else None
         if states is None:  # read the batch as HFLM pads it
             body = self._decoder(input_ids=context, attention_mask=mask, position_ids=positions_of(mask))
-            cache, last_hidden = body.past_key_values, body.last_hidden_state[:, -1]
+            cache, last_hidden = body.cache, body.last_hidden_state[:, -1]
         else:
             self.prompts.keep(rows, states)
             cache, mask, last_hidden = self._merge(states)
@@ -237,8 +237,8 @@ class FastLM(HFLM):
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
             positions = positions + 1
             body = self._decoder(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=positions,
-                                 past_key_values=cache)
-            cache, last_hidden = body.past_key_values, body.last_hidden_state[:, -1]
+                                 cache=cache)
+            cache, last_hidden = body.cache, body.last_hidden_state[:, -1]
         width = max(len(g) for g in generated)
         out = torch.full((context.shape[0], context.shape[1] + width), self._pad_id(), dtype=torch.long)
         out[:, : context.shape[1]] = context.cpu()
