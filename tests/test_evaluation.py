@@ -1,6 +1,7 @@
 """Our evaluation against lm-eval's own CLI on the same model, data, split and limit."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,21 @@ import pytest
 import torch
 import yaml
 
+from gap_pipeline.core.errors import DataNotFoundError
 from gap_pipeline.core.params import EvalParams, load_params
 from gap_pipeline.models import load_model, prepare_model
 from gap_pipeline.scoring.evaluate import MODEL_CLASSES, evaluate_task, flatten_metrics, make_lm
-from gap_pipeline.scoring.task_config import DIALOGUE_TASKS_DIR, STOCK_TASK_DIRS, TaskRun, task_spec
-from tests.conftest import PROJECT_ROOT, SHARED
+from gap_pipeline.scoring.lm_eval_cli import lm_eval_arguments
+from gap_pipeline.scoring.lm_eval_tasks import utils as lm_eval_task_utils
+from gap_pipeline.scoring.lm_eval_tasks.utils import (
+    BENCHMARKS_ENV,
+    benchmarks_folder,
+    load_split,
+    reply_loss_results,
+    token_mean_loss,
+)
+from gap_pipeline.scoring.task_config import STOCK_TASK_DIRS, TASKS_DIR, TaskRun, cli_task_name, task_spec
+from tests.conftest import PROJECT_ROOT, SHARED, StageDir, with_shared_data
 
 BENCHMARKS = SHARED / "benchmarks"
 LIMIT, BATCH = 8, 8
@@ -30,20 +41,59 @@ def test_flatten_metrics_strips_filters_and_drops_text():
     assert flat == {"acc": 0.5, "acc_stderr": 0.1}
 
 
-def test_task_spec_scores_the_named_split_of_the_local_mirror():
+def test_task_spec_scores_the_named_split_of_the_benchmark_folder():
     member = task_spec(TaskRun("arc_easy", "validation", 5, BENCHMARKS))["task"][0]
     assert member["validation_split"] == "validation" and member["test_split"] is None
-    assert member["dataset_kwargs"]["data_files"]["validation"].endswith("benchmarks/arc_easy/validation.jsonl")
+    assert member["custom_dataset"] is load_split
+    assert member["dataset_kwargs"] == {"task": "arc_easy", "split": "validation"}
 
 
 def test_task_spec_for_the_hub_keeps_the_stock_dataset():
     member = task_spec(TaskRun("piqa", "validation", 5, None))["task"][0]
-    assert "dataset_path" not in member
+    assert "custom_dataset" not in member and "dataset_kwargs" not in member
 
 
 def test_a_missing_split_names_the_file_and_the_fix():
-    with pytest.raises(FileNotFoundError, match=r"no test split for task 'copa' at .*copa/test.jsonl"):
-        task_spec(TaskRun("copa", "test", 5, BENCHMARKS))
+    with pytest.raises(DataNotFoundError, match=r"no test split for task 'copa' at .*copa/test.jsonl"):
+        load_split("copa", "test", str(BENCHMARKS))
+
+
+def test_the_benchmark_folder_comes_from_metadata_then_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(BENCHMARKS_ENV, str(tmp_path / "from_env"))
+    assert benchmarks_folder(str(tmp_path / "given")) == tmp_path / "given"
+    assert benchmarks_folder() == tmp_path / "from_env"
+    monkeypatch.delenv(BENCHMARKS_ENV)
+    monkeypatch.setattr(lm_eval_task_utils, "PROJECT_BENCHMARKS", tmp_path / "absent")
+    with pytest.raises(DataNotFoundError, match="pass --metadata benchmarks=DIR"):
+        benchmarks_folder()
+
+
+def test_reply_loss_weighs_replies_by_their_tokens():
+    # Replies of 2 and 6 tokens with summed log-likelihoods -4 and -6: (4 + 6) / (2 + 6) = 1.25 nats per token,
+    # not the mean of per-reply losses (2 + 1) / 2 = 1.5.
+    assert token_mean_loss([(-4.0, 2), (-6.0, 6)]) == pytest.approx(1.25)
+    assert reply_loss_results({"reply_tokens": 3}, [(-1.5, False)]) == {"reply_loss": (-1.5, 3)}
+
+
+def test_gap_lm_eval_maps_our_names_and_leaves_the_rest():
+    args = lm_eval_arguments(["--model", "gap-fast", "--tasks", "copa,wizard_of_wikipedia_reply_loss,lambada",
+                              "--limit", "3"])
+    tasks = args[args.index("--tasks") + 1].split(",")
+    assert tasks == [str(TASKS_DIR / "gap_copa.yaml"), str(TASKS_DIR / "wizard_of_wikipedia_reply_loss.yaml"),
+                     "lambada"]
+    assert args[:2] == ["--model", "gap-fast"] and args[4:] == ["--limit", "3", "--include_path", str(TASKS_DIR)]
+    assert lm_eval_arguments(["--tasks=piqa", "--include_path", "mine"]) == [
+        f"--tasks={TASKS_DIR / 'gap_piqa.yaml'}", "--include_path", "mine"]
+    assert lm_eval_arguments(["--help"]) == ["--help"]
+
+
+def test_every_shipped_variant_wraps_its_stock_task():
+    for task in STOCK_TASK_DIRS:
+        config = yaml.safe_load((TASKS_DIR / f"gap_{task}.yaml").read_text().replace("!function", ""))
+        (member,) = config["task"]
+        assert config["group"] == cli_task_name(task) and member["task"] == task
+        assert member["custom_dataset"] == "utils.load_split"
+        assert member["dataset_kwargs"] == {"task": task, "split": "validation"}
 
 
 def test_every_stock_task_dir_holds_its_config():
@@ -64,7 +114,6 @@ def _write_cli_tasks(folder: Path) -> None:
     """The same tasks for lm-eval's CLI: each includes the stock (or our) YAML and points at the mirror."""
     stock_root = Path(lm_eval.tasks.__file__).parent
     sources = {task: stock_root / path for task, path in STOCK_YAML.items()}
-    sources["wizard_of_wikipedia"] = DIALOGUE_TASKS_DIR / "wizard_of_wikipedia.yaml"
     for task, source in sources.items():
         config = {
             "include": str(source), "task": f"cli_{task}", "dataset_path": "json", "dataset_name": None,
@@ -72,6 +121,9 @@ def _write_cli_tasks(folder: Path) -> None:
             "validation_split": "validation", "test_split": None, "training_split": None,
         }
         (folder / f"cli_{task}.yaml").write_text(yaml.safe_dump(config))
+    # Ours reads the benchmark folder from --metadata (utils.load_split).
+    config = {"include": str(TASKS_DIR / "wizard_of_wikipedia.yaml"), "task": "cli_wizard_of_wikipedia"}
+    (folder / "cli_wizard_of_wikipedia.yaml").write_text(yaml.safe_dump(config))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +136,8 @@ def cli_run(smollm2_dir, tmp_path_factory) -> dict:
          "--model_args", f"pretrained={smollm2_dir},dtype=float32",
          "--tasks", ",".join(f"cli_{t}" for t in TASKS),
          "--include_path", str(folder), "--limit", str(LIMIT), "--batch_size", str(BATCH), "--device", "cpu",
-         "--seed", str(seed), "--output_path", str(folder / "out"), "--log_samples"],
+         "--seed", str(seed), "--output_path", str(folder / "out"), "--log_samples",
+         "--metadata", json.dumps({"benchmarks": str(BENCHMARKS)})],
         check=True, capture_output=True, text=True,
     )
     results = json.loads(next((folder / "out").rglob("results_*.json")).read_text())
@@ -135,3 +188,43 @@ def test_dialogue_records_the_gold_reply_loss(our_run):
 
 def test_every_model_class_params_allow_exists():
     assert set(get_args(EvalParams.model_fields["model_class"].annotation)) == set(MODEL_CLASSES)
+
+
+GAP_CLI_TASKS = ["wizard_of_wikipedia", "copa"]
+
+
+@pytest.fixture(scope="module")
+def gap_cli_vs_stage(smollm2_dir, tmp_path_factory) -> dict:
+    """`gap-lm-eval` run from an unrelated folder, and the evaluate stage, on the same model and limits."""
+    params = with_shared_data(yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text()))
+    settings = params["eval"]
+    for task in GAP_CLI_TASKS:
+        settings["tasks"][task]["limit"] = LIMIT
+    stage = StageDir(tmp_path_factory.mktemp("stage"), params)
+    stage.params["eval"] = settings
+    records = {}
+    for task in GAP_CLI_TASKS:
+        stage.evaluate(smollm2_dir, task, f"eval/{task}").check_returncode()
+        records[task] = json.loads((stage.root / f"metrics/eval/{task}.json").read_text())
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    command = [str(Path(sys.executable).parent / "gap-lm-eval"), "--model", "gap-fast",
+               "--model_args", f"pretrained={smollm2_dir},dtype=float32",
+               "--tasks", "wizard_of_wikipedia,wizard_of_wikipedia_reply_loss,copa", "--limit", str(LIMIT),
+               "--batch_size", str(settings["batch_size"]), "--device", "cpu", "--seed", str(settings["seed"]),
+               "--output_path", "out"]
+    subprocess.run(command, cwd=elsewhere, env=os.environ | {"GAP_BENCHMARKS": str(BENCHMARKS)},
+                   check=True, capture_output=True, text=True)
+    cli = json.loads(next((elsewhere / "out").rglob("results_*.json")).read_text())["results"]
+    return {"cli": {name: flatten_metrics(values) for name, values in cli.items()}, "stage": records}
+
+
+def test_gap_lm_eval_gives_the_evaluate_stages_scores(gap_cli_vs_stage):
+    cli, stage = gap_cli_vs_stage["cli"], gap_cli_vs_stage["stage"]
+    assert stage["copa"]["examples"] == stage["wizard_of_wikipedia"]["examples"] == LIMIT
+    assert cli["copa"]["acc"] == stage["copa"]["metrics"]["acc"]
+    assert cli["wizard_of_wikipedia"]["f1"] == stage["wizard_of_wikipedia"]["metrics"]["f1"]
+    # The CLI scores copa's choices and the gold replies in one loglikelihood batch, the stage the replies alone:
+    # the same sums in another order, so float32 rounding may differ in the last digits, never more.
+    assert cli["wizard_of_wikipedia_reply_loss"]["reply_loss"] == pytest.approx(
+        stage["wizard_of_wikipedia"]["metrics"]["reply_loss"], rel=1e-6)
+    assert 0 < stage["wizard_of_wikipedia"]["metrics"]["reply_loss"] < 20

@@ -38,7 +38,7 @@ class SelectionSlice:
         select, task_dict, samples = params.gap.select, {}, {}
         for task in select.tasks:
             run = task_run(params, task, select.split, None, benchmarks)
-            loaded = task_manager_for(task).load([task_spec(run)])
+            loaded = task_manager_for(run).load([task_spec(run)])
             size = len(loaded["tasks"][task].eval_docs)
             if select.examples > size:
                 raise ParamsError(f"gap.select.examples = {select.examples} but the {select.split} split of "

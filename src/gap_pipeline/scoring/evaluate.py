@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from lm_eval import simple_evaluate
-from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.models.huggingface import HFLM
 from transformers import PreTrainedTokenizerBase
@@ -28,7 +27,14 @@ from gap_pipeline.core.tasks import is_dialogue
 from gap_pipeline.models import MODEL_INFO_FILE, load_model
 from gap_pipeline.scoring.dialogue import cut_reply
 from gap_pipeline.scoring.fast_lm import FastLM
-from gap_pipeline.scoring.task_config import TaskRun, task_manager_for, task_run, task_spec
+from gap_pipeline.scoring.task_config import (
+    REPLY_LOSS_SUFFIX,
+    TaskRun,
+    reply_loss_spec,
+    task_manager_for,
+    task_run,
+    task_spec,
+)
 
 # eval.model_class -> lm-eval model class (core/params.py lists the same names; a test keeps them equal).
 MODEL_CLASSES: dict[str, type[LM]] = {"fast": FastLM, "hf": HFLM}
@@ -56,19 +62,6 @@ def _prediction(task: str, sample: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def reply_token_loss(
-    lm: LM, tokenizer: PreTrainedTokenizerBase, samples: list[dict[str, Any]]
-) -> tuple[float, list[float]]:
-    """Mean per-token loss of the gold replies given their prompts (token-weighted), and each reply's own."""
-    requests = [
-        Instance("loglikelihood", s["doc"], (s["arguments"][0][0], " " + s["target"]), idx=0) for s in samples
-    ]
-    loglikelihoods = [ll for ll, _ in lm.loglikelihood(requests)]
-    tokens = [len(tokenizer(" " + s["target"], add_special_tokens=False).input_ids) for s in samples]
-    per_reply = [-ll / n for ll, n in zip(loglikelihoods, tokens, strict=True)]
-    return -sum(loglikelihoods) / sum(tokens), per_reply
-
-
 def evaluate_task(
     lm: LM, tokenizer: PreTrainedTokenizerBase, run: TaskRun, seed: int
 ) -> tuple[dict, list[dict]]:
@@ -78,9 +71,10 @@ def evaluate_task(
     versions, seconds), which changes between identical reruns and so stays out of the metrics files.
     """
     start = time.perf_counter()
+    specs = [task_spec(run)] + ([reply_loss_spec(run)] if is_dialogue(run.task) else [])
     try:
         results = simple_evaluate(
-            model=lm, tasks=[task_spec(run)], limit=run.limit, task_manager=task_manager_for(run.task),
+            model=lm, tasks=specs, limit=run.limit, task_manager=task_manager_for(run, tokenizer.name_or_path),
             log_samples=True, bootstrap_iters=1000, random_seed=seed, numpy_random_seed=seed,
             torch_random_seed=seed, fewshot_random_seed=seed,
         )
@@ -96,9 +90,11 @@ def evaluate_task(
     metrics = flatten_metrics(results["results"][run.task])
     predictions = [_prediction(run.task, s) for s in samples]
     if is_dialogue(run.task):
-        metrics["reply_loss"], per_reply = reply_token_loss(lm, tokenizer, samples)
-        for row, loss in zip(predictions, per_reply, strict=True):
-            row["reply_loss"] = loss
+        companion = run.task + REPLY_LOSS_SUFFIX
+        metrics |= flatten_metrics(results["results"][companion])
+        losses = {s["doc_id"]: -s["reply_loss"][0] / s["reply_loss"][1] for s in results["samples"][companion]}
+        for row in predictions:
+            row["reply_loss"] = losses[row["doc_id"]]
     record = {
         "task": run.task,
         "metrics": metrics,
