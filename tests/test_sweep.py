@@ -15,7 +15,8 @@ from gap_pipeline.core.errors import ParamsError
 from gap_pipeline.core.tasks import ALL_TASKS, CLASSIFICATION_TASKS
 from gap_pipeline.reporting.run_summary import paper_file
 from gap_pipeline.reporting.sweep_report import compare_with_paper, paper_baselines, write_report
-from gap_pipeline.sweep import parse_indices, queue_commands, run_rows
+from gap_pipeline.sweep import experiment_name, grid_points, parse_indices, queue_commands, run_rows
+from gap_pipeline.sweep.clone_run import PointFailed, PointRefused, apply_settings, failure, last_line, stages_run
 from tests.conftest import PROJECT_ROOT, SHARED
 
 
@@ -30,7 +31,9 @@ def test_the_grid_is_one_queued_experiment_per_model_corpus_and_index():
     assert len(commands) == 8
     first = commands[0]
     assert first[:4] == ["dvc", "exp", "run", "--queue"]
-    assert first[first.index("--name") + 1] == "gap-github-0-smollm2-135m"
+    # The other -S pairs are part of the name (a hash), so a point with other params is another experiment.
+    assert first[first.index("--name") + 1] == experiment_name("github", 0, "smollm2-135m", ["gap.steps=15"])
+    assert first[first.index("--name") + 1].startswith("gap-github-0-smollm2-135m-")
     pairs = [first[i + 1] for i, arg in enumerate(first) if arg == "-S"]
     assert pairs == ["gap.corpus=github", "gap.index=0", "model.name=smollm2-135m", "gap.steps=15"]
 
@@ -139,3 +142,43 @@ def test_across_runs_carries_intervals_and_a_sign_test():
     paper = compare_with_paper([], SHARED / "paper").set_index(["family", "corpus", "who"])
     git = paper.loc[("dialogue", "Git.", "paper OPT-350M")]
     assert git["runs"] == 100 and git["above_ci95_low"] > 0.95 and git["sign_test_p"] < 1e-20
+
+
+def test_names_are_equal_exactly_when_the_grid_params_are():
+    assert experiment_name("github", 3, None) == "gap-github-3"
+    assert experiment_name("github", 3, None, ["gap.steps=10", "gap.lr=1e-4"]) == experiment_name(
+        "github", 3, None, ["gap.lr=1e-4", "gap.steps=10"])  # order of -S does not matter
+    assert experiment_name("github", 3, None, ["gap.steps=10"]) != experiment_name("github", 3, None, ["gap.steps=9"])
+    with pytest.raises(ParamsError, match="-S 'gap.steps': expected key=value"):
+        grid_points(["github"], [0], extra=["gap.steps"])
+
+
+def test_the_shared_stages_see_every_param_but_the_text():
+    (point,) = grid_points(["tdec"], [4], ["gemma3-270m"], ["gap.steps=2"])
+    assert point.settings == ("gap.corpus=tdec", "gap.index=4", "model.name=gemma3-270m", "gap.steps=2")
+    assert point.shared_settings == ("model.name=gemma3-270m", "gap.steps=2")
+
+
+def test_settings_are_written_as_dvc_reads_them(tmp_path):
+    (tmp_path / "params.yaml").write_text("gap:\n  steps: 5\n  lr: 5.0e-5\nmodel:\n  name: a\n")
+    apply_settings(tmp_path, ("gap.steps=10", "model.name=b/c", "eval.tasks.copa.limit=null"))
+    written = (tmp_path / "params.yaml").read_text()
+    assert "steps: 10" in written and "name: b/c" in written and "limit: null" in written and "lr: 5.0e-05" in written
+
+
+def test_a_refused_point_is_told_from_a_crash_by_its_error_line():
+    refused = subprocess.CompletedProcess([], 255, "", "error: gap.index = 9 but corpus github has 4 texts\n"
+                                          "ERROR: failed to reproduce 'check_params': ..., exited with 2\n")
+    assert isinstance(failure("gap-github-9", refused), PointRefused)
+    assert failure("gap-github-9", refused).line == "error: gap.index = 9 but corpus github has 4 texts"
+    crashed = subprocess.CompletedProcess([], 255, "", "Traceback ...\nMemoryError\nERROR: failed, exited with 1\n")
+    assert isinstance(failure("gap-github-9", crashed), PointFailed)
+    assert last_line("\n\n") == "(no output)"
+    exit_255 = subprocess.CompletedProcess([], 255, "", "ERROR: failed to run: python x, exited with 255\n")
+    assert isinstance(failure("p", exit_255), PointFailed)
+
+
+def test_stages_run_and_restored_are_read_from_dvcs_output():
+    output = ("Running stage 'gap':\n> python ...\n"
+              "Stage 'evaluate@base-copa' is cached - skipping run, checking out outputs\n")
+    assert stages_run(output) == {"ran": ["gap"], "restored": ["evaluate@base-copa"]}

@@ -1,65 +1,19 @@
-"""The paper's experiment as DVC experiments: queue a grid of GAP runs, then collect them into one report.
-
-    python -m gap_pipeline.sweep queue --corpora github pile_cc tdec --indices 0-2
-    dvc queue start -j 1            # one worker per machine on a CPU; see README for -j 2
-    python -m gap_pipeline.sweep collect --out metrics/sweep
-
-Each run is an ordinary experiment (`dvc exp run --queue -S gap.corpus=... -S gap.index=...`), so DVC caches,
-shares (`dvc exp push`) and compares it like any other. Collect reads the experiments back through
-`dvc exp show --json`, which also sees experiments pulled from another machine.
-"""
+"""Reading a sweep's experiments back from `dvc exp show --json`, which also sees experiments pulled from
+another machine (`dvc exp pull`)."""
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import json
 import subprocess
-import sys
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
-
-from gap_pipeline.core.errors import ParamsError
 
 SUMMARY_FILE = "metrics/summary/summary.json"
 PARAMS_FILE = "params.yaml"
 
 
-def parse_indices(spec: str) -> list[int]:
-    """``"0-2,7"`` -> ``[0, 1, 2, 7]``: text indices as people write them on a command line."""
-    indices: list[int] = []
-    try:
-        for part in spec.split(","):
-            low, _, high = part.partition("-")
-            indices.extend(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise ParamsError(f"--indices {spec!r}: expected numbers and ranges such as 0-2,7") from None
-    return indices
-
-
-def experiment_name(corpus: str, index: int, model: str | None) -> str:
-    return "-".join(["gap", corpus, str(index), *([model] if model else [])]).replace("/", "_").replace(".", "_")
-
-
-def queue_commands(
-    corpora: Sequence[str], indices: Sequence[int], models: Sequence[str | None] = (None,),
-    extra: Sequence[str] = (),
-) -> list[list[str]]:
-    """One `dvc exp run --queue` command per (model, corpus, index) of the grid; ``extra`` adds ``-S`` pairs."""
-    commands = []
-    for model, corpus, index in itertools.product(models, corpora, indices):
-        command = ["dvc", "exp", "run", "--queue", "--name", experiment_name(corpus, index, model),
-                   "-S", f"gap.corpus={corpus}", "-S", f"gap.index={index}"]
-        if model:
-            command += ["-S", f"model.name={model}"]
-        for pair in extra:
-            command += ["-S", pair]
-        commands.append(command)
-    return commands
-
-
-def _run(command: list[str]) -> str:
+def run_command(command: list[str]) -> str:
+    """``command``'s stdout; a failure raises with its stderr."""
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr.strip()}")
@@ -122,41 +76,3 @@ def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
         })
     # A fixed order, so the report's files change in git only when a run does.
     return sorted(rows, key=lambda row: (row["model"], row["corpus"], row["index"], row["experiment"]))
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gap_pipeline.sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    queue = commands.add_parser("queue", help="queue one experiment per (model, corpus, text index)")
-    queue.add_argument("--corpora", nargs="+", required=True, help="keys of corpora / hub_corpora")
-    queue.add_argument("--indices", required=True, help="text indices, e.g. 0-99 (the paper) or 0-2,7")
-    queue.add_argument("--models", nargs="+", default=[None], help="model.name values (default: params.yaml's)")
-    queue.add_argument("-S", "--set-param", action="append", default=[], dest="extra",
-                       help="another param for every experiment, as for `dvc exp run -S`")
-    queue.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
-    collect = commands.add_parser("collect", help="per-run table, Figure 1 and the comparison with the paper")
-    collect.add_argument("--out", type=Path, default=Path("metrics/sweep"), help="folder for the report")
-    collect.add_argument("--paper", type=Path, default=Path("../shared/paper"),
-                         help="folder with the paper's gap_runs_{classification,dialog}.csv")
-    args = parser.parse_args(argv)
-    if args.command == "queue":
-        # Nothing to pin: every stage reads its data inside the repository (the imports' outputs), which a
-        # queued copy of the repo finds in the DVC cache.
-        for command in queue_commands(args.corpora, parse_indices(args.indices), args.models, args.extra):
-            print(" ".join(command))
-            if not args.dry_run:
-                _run(command)
-        return
-    from gap_pipeline.reporting.sweep_report import write_report
-
-    shown = json.loads(_run(["dvc", "exp", "show", "--json", "--all-commits"]))
-    print(write_report(run_rows(shown), args.out, args.paper))
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except (ParamsError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)

@@ -1,0 +1,98 @@
+"""``python -m gap_pipeline.sweep queue|run|collect``: see the package docstring and the README."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import gap_pipeline.sweep as sweep
+from gap_pipeline.core.errors import ParamsError
+from gap_pipeline.sweep.experiments import run_command, run_rows
+from gap_pipeline.sweep.grid import grid_points, parse_indices, queue_commands
+
+
+def _grid_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpora", nargs="+", required=True, help="keys of corpora / hub_corpora")
+    parser.add_argument("--indices", required=True, help="text indices, e.g. 0-99 (the paper) or 0-2,7")
+    parser.add_argument("--models", nargs="+", default=[None], help="model.name values (default: params.yaml's)")
+    parser.add_argument("-S", "--set-param", action="append", default=[], dest="extra",
+                        help="another param for every experiment, as for `dvc exp run -S`")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def run_on_ray(args: argparse.Namespace) -> int:
+    from gap_pipeline.sweep.clone_run import Remotes
+    from gap_pipeline.sweep.distributed import run_sweep, start_ray
+
+    points = grid_points(args.corpora, parse_indices(args.indices), args.models, args.extra)
+    git_remote = args.git_remote
+    if "://" not in git_remote and not Path(git_remote).exists():  # a remote's name, as `git push origin`
+        git_remote = _git("remote", "get-url", git_remote)
+    remotes = Remotes(git=git_remote, rev=_git("rev-parse", "HEAD"), dvc=args.dvc_remote, workdir=args.workdir)
+    done = set(run_command([sys.executable, "-m", "dvc", "exp", "list", git_remote, "--name-only"]).split())
+    start_ray(args.address, args.cpus_per_run)
+    outcome = run_sweep(points, remotes, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                        already_done=done)
+    print(f"{len(outcome.finished)} ran, {len(outcome.skipped)} already on {git_remote}, "
+          f"{len(outcome.failed)} failed")
+    for name, line in sorted(outcome.failed.items()):
+        print(f"failed {name}: {line}")
+    if args.report:
+        report = {"shared": outcome.shared, "finished": outcome.finished, "skipped": outcome.skipped,
+                  "failed": outcome.failed}
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if outcome.failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gap_pipeline.sweep", description=sweep.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    queue = commands.add_parser("queue", help="queue one experiment per (model, corpus, text index)")
+    _grid_arguments(queue)
+    queue.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    run = commands.add_parser("run", help="run the grid as Ray tasks, through a git remote and a DVC remote")
+    _grid_arguments(run)
+    run.add_argument("--git-remote", required=True,
+                     help="git remote (name or URL) the runs clone from and push experiments to")
+    run.add_argument("--dvc-remote", help="DVC remote URL for outputs and run-cache (default: the project's)")
+    run.add_argument("--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start one here)")
+    run.add_argument("--cpus-per-run", type=float, default=1, help="CPUs Ray reserves for each run")
+    run.add_argument("--gpus-per-run", type=float, default=0, help="GPUs Ray reserves for each run")
+    run.add_argument("--workdir", help="where each node makes its clones (default: its temp folder)")
+    run.add_argument("--report", help="write what ran, where and how long each phase took, as JSON")
+    collect = commands.add_parser("collect", help="per-run table, Figure 1 and the comparison with the paper")
+    collect.add_argument("--out", type=Path, default=Path("metrics/sweep"), help="folder for the report")
+    collect.add_argument("--paper", type=Path, default=Path("../shared/paper"),
+                         help="folder with the paper's gap_runs_{classification,dialog}.csv")
+    args = parser.parse_args(argv)
+    if args.command == "queue":
+        # Nothing to pin: every stage reads its data inside the repository (the imports' outputs), which a
+        # queued copy of the repo finds in the DVC cache.
+        for command in queue_commands(args.corpora, parse_indices(args.indices), args.models, args.extra):
+            print(" ".join(command))
+            if not args.dry_run:
+                run_command(command)
+        return 0
+    if args.command == "run":
+        return run_on_ray(args)
+    from gap_pipeline.reporting.sweep_report import write_report
+
+    shown = json.loads(run_command(["dvc", "exp", "show", "--json", "--all-commits"]))
+    print(write_report(run_rows(shown), args.out, args.paper))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ParamsError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
