@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import save_tiny_model  # noqa: E402
 from tests.dvc_project import DvcProject  # noqa: E402
 from tests.ray_cluster import LoopbackCluster  # noqa: E402
-from tests.test_sweep_ray import TINY  # noqa: E402
+from tests.test_sweep_ray import IMPORTS, TINY  # noqa: E402
 
 PAPER_RUNS = 100 * 3 * 3  # texts x corpora x models
 
@@ -35,6 +35,8 @@ PAPER_RUNS = 100 * 3 * 3  # texts x corpora x models
 def one_sweep(nodes: int, work: Path) -> dict:
     model = save_tiny_model(work / "tiny-model")
     project = DvcProject.create(work / "project", TINY | {"model": {"name": str(model)}})
+    project.dvc("repro", *IMPORTS)  # committed with its dvc.lock, as tests/test_sweep_ray.py's project
+    project.commit("imported")
     project.run("git", "init", "-q", "--bare", str(work / "origin.git"))
     project.run("git", "remote", "add", "origin", str(work / "origin.git"))
     project.run("git", "push", "-q", "origin", "main")
