@@ -22,8 +22,6 @@ from typing import Any
 
 import yaml
 
-from gap_pipeline.core.errors import ParamsError
-
 SWEEP_REMOTE = "sweep"  # the DVC remote each clone adds in its local config when --dvc-remote is given
 GAP_STAGE = "gap"
 
@@ -229,8 +227,3 @@ def node_id() -> str:
         import socket
 
         return socket.gethostname()
-
-
-def check_remotes(remotes: Remotes) -> None:
-    if not remotes.git:
-        raise ParamsError("--git-remote is empty: give the git remote the runs clone from and push to")
