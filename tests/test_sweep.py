@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from gap_pipeline.core.errors import ParamsError
 from gap_pipeline.core.tasks import ALL_TASKS, CLASSIFICATION_TASKS
@@ -160,10 +161,12 @@ def test_the_shared_stages_see_every_param_but_the_text():
 
 
 def test_settings_are_written_as_dvc_reads_them(tmp_path):
-    (tmp_path / "params.yaml").write_text("gap:\n  steps: 5\n  lr: 5.0e-5\nmodel:\n  name: a\n")
+    (tmp_path / "params.yaml").write_text(
+        "gap:\n  steps: 5\n  lr: 5.0e-5\nmodel:\n  name: a\neval:\n  tasks:\n    copa: {limit: 40}\n")
     apply_settings(tmp_path, ("gap.steps=10", "model.name=b/c", "eval.tasks.copa.limit=null"))
-    written = (tmp_path / "params.yaml").read_text()
-    assert "steps: 10" in written and "name: b/c" in written and "limit: null" in written and "lr: 5.0e-05" in written
+    written = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert written["gap"] == {"steps": 10, "lr": 5.0e-5}  # the untouched value kept
+    assert written["model"]["name"] == "b/c" and written["eval"]["tasks"]["copa"]["limit"] is None
 
 
 def test_a_refused_point_is_told_from_a_crash_by_its_error_line():

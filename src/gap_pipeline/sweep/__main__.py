@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ def _grid_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+    return run_command(["git", *args]).strip()
 
 
 def run_on_ray(args: argparse.Namespace) -> int:

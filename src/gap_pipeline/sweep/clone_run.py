@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 SWEEP_REMOTE = "sweep"  # the DVC remote each clone adds in its local config when --dvc-remote is given
 GAP_STAGE = "gap"
 
@@ -132,17 +130,10 @@ def pull_run_cache(run: CloneRun) -> None:
 
 
 def apply_settings(root: Path, settings: tuple[str, ...]) -> None:
-    """Write ``-S key=value`` pairs into params.yaml (values read as YAML, as `dvc exp run -S` reads them)."""
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for pair in settings:
-        key, _, value = pair.partition("=")
-        node = params
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    """Write ``-S key=value`` pairs into params.yaml with DVC's own writer, the one `dvc exp run -S` uses."""
+    from dvc.utils.hydra import apply_overrides
+
+    apply_overrides(root / "params.yaml", list(settings))
 
 
 def shared_stages(root: Path) -> list[str]:
