@@ -130,6 +130,20 @@ def test_report_counts_runs_above_baseline_and_mean_gain(tmp_path: Path):
     assert series == {"GAP smollm2-135m", "baseline smollm2-135m", "reference gemma3-270m"}
 
 
+def test_figure_keeps_each_models_runs_apart():
+    """Two post-trained models in one sweep: each is its own series with its own mean, never pooled."""
+    from gap_pipeline.reporting.sweep_report import figure_points, runs_by_series
+
+    (smollm,) = run_rows(_exp_show({"gap-github-1": _summary(0.5, 0.52, 3)}))
+    (other,) = run_rows(_exp_show({"gap-github-1": _summary(0.5, 0.56, 2)}))
+    gemma = {**other, "model": "gemma3-270m"}
+    series = runs_by_series(figure_points([smollm, gemma]), "classification")
+    assert {name: {c: list(ys) for c, ys in per.items()} for name, per in series.items()} == {
+        "GAP smollm2-135m": {"Git.": [pytest.approx(0.52)]},
+        "GAP gemma3-270m": {"Git.": [pytest.approx(0.56)]},
+    }
+
+
 def test_across_runs_carries_intervals_and_a_sign_test():
     from gap_pipeline.reporting.statistics import wilson_interval
     from gap_pipeline.reporting.sweep_report import across_runs

@@ -113,32 +113,48 @@ def figure_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return points
 
 
-def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
-    """Figure 1: per family, GAP runs as dots by corpus; the baseline (solid) and references (dashed) as lines."""
+def runs_by_series(points: list[dict[str, Any]], family: str) -> dict[str, dict[str, np.ndarray]]:
+    """Each GAP series (one per model and protocol) and its scores per corpus: runs of different models never pool."""
     frame = pd.DataFrame(points)
-    dots = frame[frame["series"].str.startswith("GAP")]
-    corpora = sorted(dots["corpus"].unique())
+    dots = frame[frame["series"].str.startswith("GAP") & (frame["family"] == family)]
+    return {series: {corpus: group["score"].to_numpy() for corpus, group in rows.groupby("corpus")}
+            for series, rows in dots.groupby("series")}
+
+
+def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
+    """Figure 1: per family and model, GAP runs as dots by corpus with their mean and interval; the model's
+    baseline as a solid line of the same colour, references dashed grey."""
+    frame = pd.DataFrame(points)
+    corpora = sorted(frame[frame["series"].str.startswith("GAP")]["corpus"].unique())
     fig, axes = plt.subplots(1, len(FAMILIES), figsize=(5.5 * len(FAMILIES), 4.2))
     for ax, family in zip(axes, FAMILIES, strict=True):
-        mine = dots[dots["family"] == family]
-        for x, corpus in enumerate(corpora):
-            ys = mine[mine["corpus"] == corpus]["score"].to_numpy()
-            offsets = [(i - (len(ys) - 1) / 2) * 0.08 for i in range(len(ys))]
-            ax.scatter([x + o for o in offsets], ys, s=36, alpha=0.8, label=None, zorder=3)
-            if len(ys) > 1:  # the mean of the corpus's runs with its bootstrap 95% interval, beside the dots
-                low, high = mean_ci(ys)
-                ax.errorbar(x + max(offsets) + 0.15, ys.mean(), yerr=[[ys.mean() - low], [high - ys.mean()]],
-                            fmt="D", color="black", markersize=5, capsize=4, zorder=4,
-                            label="mean of the runs, 95% interval" if x == 0 else None)
+        series = runs_by_series(points, family)
+        colours = {name: f"C{k}" for k, name in enumerate(series)}
+        width = 0.8 / len(series)
+        for k, (name, per_corpus) in enumerate(series.items()):
+            for x, corpus in enumerate(corpora):
+                ys = per_corpus.get(corpus, np.array([]))
+                centre = x - 0.4 + width * (k + 0.5)
+                offsets = [(i - (len(ys) - 1) / 2) * min(0.08, width / (len(ys) + 2)) for i in range(len(ys))]
+                ax.scatter([centre - width / 6 + o for o in offsets], ys, s=36, alpha=0.8, color=colours[name],
+                           label=name if x == 0 else None, zorder=3)
+                if len(ys) > 1:  # the mean of this model's runs on the corpus, with its bootstrap 95% interval
+                    low, high = mean_ci(ys)
+                    ax.errorbar(centre + width / 3, ys.mean(), yerr=[[ys.mean() - low], [high - ys.mean()]],
+                                fmt="D", color=colours[name], markeredgecolor="black", markersize=5, capsize=4,
+                                zorder=4, label=f"{name}: mean, 95% interval" if x == 0 else None)
         lines = frame[(frame["family"] == family) & ~frame["series"].str.startswith("GAP")]
-        for row, style in zip(lines.itertuples(), ["-", "--", ":", "-."] * 4, strict=False):
-            ax.axhline(row.score, linestyle=style, color="black" if style == "-" else "tab:red", linewidth=1.2,
-                       label=f"{row.series}: {row.score:.4f}")
+        for row in lines.itertuples():
+            model = row.series.removeprefix("baseline ")
+            colour = next((c for name, c in colours.items() if name.startswith(f"GAP {model}")), "black")
+            baseline = row.series.startswith("baseline")
+            ax.axhline(row.score, linestyle="-" if baseline else "--", color=colour if baseline else "grey",
+                       linewidth=1.2, label=f"{row.series}: {row.score:.4f}")
         ax.set_xticks(range(len(corpora)), corpora)
         ax.set_xlim(-0.6, len(corpora) - 0.4)
         ax.set_title(FAMILY_TITLES[family])
         ax.set_xlabel("corpus of the GAP text (one dot per run)")
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=7, loc="best")
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
