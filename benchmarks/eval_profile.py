@@ -25,52 +25,42 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+from eval_speed import SHARED, MatmulWork, model_directory  # beside this file: run as a script
 from torch.profiler import ProfilerActivity, profile
 
 from gap_pipeline.core.params import load_params
 from gap_pipeline.core.runtime import configure_cpu
 from gap_pipeline.core.tasks import CLASSIFICATION_TASKS
-from gap_pipeline.models import load_model, prepare_model
+from gap_pipeline.models import load_model
 from gap_pipeline.scoring.evaluate import evaluate_task, make_lm
 from gap_pipeline.scoring.task_config import TaskRun
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CATEGORIES = {
-    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"),
-    "attention": ("scaled_dot_product", "attention", "aten::_softmax"),
-    "copy": ("copy_", "aten::cat", "index_select", "aten::clone", "aten::contiguous", "aten::index",
-             "aten::to", "aten::_to_copy", "aten::stack", "aten::zeros", "aten::full", "aten::empty", "fill_"),
-}
+# Exact op names, except attention's kernels, which are matched by a part of their names.
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear"}
+COPY_OPS = {"aten::copy_", "aten::cat", "aten::index_select", "aten::clone", "aten::contiguous", "aten::index",
+            "aten::to", "aten::_to_copy", "aten::stack", "aten::zeros", "aten::full", "aten::empty", "aten::fill_"}
+ATTENTION_MARKS = ("scaled_dot_product", "attention")
 
 
 def category(op: str) -> str:
-    """The bucket an op's self time counts in (the first category one of whose markers its name holds)."""
-    return next((name for name, marks in CATEGORIES.items() if any(m in op for m in marks)), "other ops")
+    """The bucket an op's self time counts in."""
+    if op in MATMUL_OPS:
+        return "matmul"
+    if op == "aten::_softmax" or any(mark in op for mark in ATTENTION_MARKS):
+        return "attention"
+    return "copy" if op in COPY_OPS else "other ops"
 
 
-class PassShapes:
-    """Counts the decoder's forward passes and the rows and tokens per row each ran."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.shapes: list[tuple[int, int]] = []
-        self.handle = model.get_decoder().register_forward_pre_hook(self._record, with_kwargs=True)
-
-    def _record(self, module, args, kwargs) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        if ids is not None:
-            self.shapes.append(tuple(ids.shape))
-
-    def take(self) -> dict[str, float]:
-        shapes, self.shapes = self.shapes, []
-        single = sum(1 for _, tokens in shapes if tokens == 1)
-        return {"passes": len(shapes), "one-token passes": single,
-                "mean rows": sum(r for r, _ in shapes) / max(1, len(shapes)),
-                "mean tokens/row (multi-token passes)":
-                    sum(t for _, t in shapes if t > 1) / max(1, len(shapes) - single)}
+def pass_summary(passes: list[tuple[int, int]]) -> dict[str, float]:
+    """How many decoder passes ran, how many read one token per row, and their mean rows and tokens per row."""
+    single = sum(1 for _, tokens in passes if tokens == 1)
+    return {"passes": len(passes), "one-token passes": single,
+            "mean rows": sum(r for r, _ in passes) / max(1, len(passes)),
+            "mean tokens/row (multi-token passes)": sum(t for _, t in passes if t > 1) / max(1, len(passes) - single)}
 
 
 def profile_task(task: str, model, tokenizer, limit: int, batch_size: int, seed: int,
-                 shapes: PassShapes) -> dict[str, float]:
+                 work: MatmulWork) -> dict[str, float]:
     """One FastLM evaluation of ``task`` under the profiler: wall seconds and seconds per category."""
     lm = make_lm("fast", model, tokenizer, batch_size)
     run = TaskRun(task, "validation", limit, SHARED / "benchmarks")
@@ -82,7 +72,8 @@ def profile_task(task: str, model, tokenizer, limit: int, batch_size: int, seed:
     for event in prof.key_averages():
         seconds[category(event.key)] += event.self_cpu_time_total / 1e6
     inside = sum(seconds.values())
-    return {"wall": wall, **dict(seconds), "outside ops": max(0.0, wall - inside), **shapes.take()}
+    passes, work.passes = work.passes, []
+    return {"wall": wall, **dict(seconds), "outside ops": max(0.0, wall - inside), **pass_summary(passes)}
 
 
 def main() -> None:
@@ -94,19 +85,15 @@ def main() -> None:
     params = load_params()
     configure_cpu(params.runtime.threads)
     with tempfile.TemporaryDirectory() as scratch:
-        model_dir = Path(args.model)
-        if not model_dir.is_dir():
-            model_dir = Path(scratch) / "model"
-            prepare_model(args.model, model_dir, Path(scratch))
-        model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
-        shapes = PassShapes(model)
+        model, tokenizer = load_model(model_directory(args.model, Path(scratch)), torch.device("cpu"), torch.float32)
+        work = MatmulWork(model)
         print(f"model {args.model}; {torch.get_num_threads()} threads; {args.limit} examples per task; "
               f"shares of each task's wall time (profiler on)")
         columns = ["matmul", "attention", "copy", "other ops", "outside ops"]
         print(f"{'task':16}{'wall s':>8}" + "".join(f"{c:>13}" for c in columns)
               + f"{'passes':>8}{'1-token':>8}{'rows':>7}{'tokens':>8}")
         for task in args.tasks:
-            r = profile_task(task, model, tokenizer, args.limit, params.eval.batch_size, params.eval.seed, shapes)
+            r = profile_task(task, model, tokenizer, args.limit, params.eval.batch_size, params.eval.seed, work)
             print(f"{task:16}{r['wall']:8.1f}" + "".join(f"{r.get(c, 0.0) / r['wall']:13.1%}" for c in columns)
                   + f"{r['passes']:8d}{r['one-token passes']:8d}{r['mean rows']:7.1f}"
                   + f"{r['mean tokens/row (multi-token passes)']:8.1f}", flush=True)

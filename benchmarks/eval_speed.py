@@ -49,6 +49,14 @@ def matmul_peak_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, rep
     return 2 * size**3 / best / 1e9
 
 
+def model_directory(model: str, scratch: Path) -> Path:
+    """``model`` itself when it is a prepared model directory, else ``model.name`` prepared into ``scratch``."""
+    if Path(model).is_dir():
+        return Path(model)
+    prepare_model(model, scratch / "model", scratch)
+    return scratch / "model"
+
+
 def body_matmul_params(model: torch.nn.Module) -> int:
     """Weights the transformer body uses in matmuls (the embedding lookup is not one)."""
     return count_parameters(model.get_decoder()) - model.get_input_embeddings().weight.numel()
@@ -66,6 +74,7 @@ class MatmulWork:
         self.body_params = body_matmul_params(model)
         self.hidden_size = model.get_output_embeddings().weight.shape[1]
         self.tokens = self.logits = 0
+        self.passes: list[tuple[int, int]] = []
         self._hooks = [
             model.get_decoder().register_forward_pre_hook(self._count_tokens, with_kwargs=True),
             model.get_output_embeddings().register_forward_hook(self._count_projected),
@@ -73,7 +82,9 @@ class MatmulWork:
 
     def _count_tokens(self, module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
-        self.tokens += ids.numel() if ids is not None else kwargs["inputs_embeds"].shape[:-1].numel()
+        shape = tuple(ids.shape) if ids is not None else tuple(kwargs["inputs_embeds"].shape[:-1])
+        self.passes.append(shape)  # (rows, tokens per row) of each pass, for benchmarks/eval_profile.py
+        self.tokens += shape[0] * shape[1]
 
     def _count_projected(self, module, args, output):
         self.logits += output.numel()
@@ -161,10 +172,7 @@ def main() -> None:
     configure_cpu(params.runtime.threads)  # as the pipeline's stages run, for both model classes alike
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
-        model_dir = Path(args.model)
-        if not model_dir.is_dir():
-            model_dir = Path(scratch) / "model"
-            prepare_model(args.model, model_dir, Path(scratch))
+        model_dir = model_directory(args.model, Path(scratch))
         peak = matmul_peak_gflops()
         print(f"model {args.model}; {torch.get_num_threads()} threads; float32 matmul peak {peak:.1f} GFLOP/s")
         model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
