@@ -137,7 +137,7 @@ def test_figure_keeps_each_models_runs_apart():
     (smollm,) = run_rows(_exp_show({"gap-github-1": _summary(0.5, 0.52, 3)}))
     (other,) = run_rows(_exp_show({"gap-github-1": _summary(0.5, 0.56, 2)}))
     gemma = {**other, "model": "gemma3-270m"}
-    series = runs_by_series(figure_points([smollm, gemma]), "classification")
+    series = runs_by_series(pd.DataFrame(figure_points([smollm, gemma])), "classification")
     assert {name: {c: list(ys) for c, ys in per.items()} for name, per in series.items()} == {
         "GAP smollm2-135m": {"Git.": [pytest.approx(0.52)]},
         "GAP gemma3-270m": {"Git.": [pytest.approx(0.56)]},

@@ -113,9 +113,10 @@ def figure_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return points
 
 
-def runs_by_series(points: list[dict[str, Any]], family: str) -> dict[str, dict[str, np.ndarray]]:
-    """Each GAP series (one per model and protocol) and its scores per corpus: runs of different models never pool."""
-    frame = pd.DataFrame(points)
+def runs_by_series(frame: pd.DataFrame, family: str) -> dict[str, dict[str, np.ndarray]]:
+    """Each GAP series (one per model and protocol) and its scores per corpus: runs of different models never pool.
+
+    ``frame``: `figure_points` as a table."""
     dots = frame[frame["series"].str.startswith("GAP") & (frame["family"] == family)]
     return {series: {corpus: group["score"].to_numpy() for corpus, group in rows.groupby("corpus")}
             for series, rows in dots.groupby("series")}
@@ -128,7 +129,7 @@ def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
     corpora = sorted(frame[frame["series"].str.startswith("GAP")]["corpus"].unique())
     fig, axes = plt.subplots(1, len(FAMILIES), figsize=(5.5 * len(FAMILIES), 4.2))
     for ax, family in zip(axes, FAMILIES, strict=True):
-        series = runs_by_series(points, family)
+        series = runs_by_series(frame, family)
         colours = {name: f"C{k}" for k, name in enumerate(series)}
         width = 0.8 / len(series)
         for k, (name, per_corpus) in enumerate(series.items()):
