@@ -15,7 +15,7 @@ import yaml
 from gap_pipeline.core.errors import DataNotFoundError
 from gap_pipeline.core.params import EvalParams, load_params
 from gap_pipeline.models import load_model, prepare_model
-from gap_pipeline.scoring.evaluate import MODEL_CLASSES, evaluate_task, flatten_metrics, make_lm
+from gap_pipeline.scoring.evaluate import MODEL_CLASSES, evaluate_task, flatten_metrics, make_lm, verified_lm
 from gap_pipeline.scoring.lm_eval_cli import lm_eval_arguments
 from gap_pipeline.scoring.lm_eval_tasks import utils as lm_eval_task_utils
 from gap_pipeline.scoring.lm_eval_tasks.utils import (
@@ -228,3 +228,21 @@ def test_gap_lm_eval_gives_the_evaluate_stages_scores(gap_cli_vs_stage):
     assert cli["wizard_of_wikipedia_reply_loss"]["reply_loss"] == pytest.approx(
         stage["wizard_of_wikipedia"]["metrics"]["reply_loss"], rel=1e-6)
     assert 0 < stage["wizard_of_wikipedia"]["metrics"]["reply_loss"] < 20
+
+
+def test_bf16_verified_gives_float32s_picks_and_metrics(smollm2_dir):
+    """A bfloat16 copy scores, float32 re-scores what it could have changed: float32's answers, re-scores marked."""
+    model, tokenizer = load_model(smollm2_dir, torch.device("cpu"), torch.float32)
+    exact = make_lm("fast", model, tokenizer, BATCH)
+    lm = verified_lm(exact, calibration=2, safety=4.0)
+    for task in ("arc_easy", "winogrande"):  # acc and acc_norm from one context; one continuation, two contexts
+        run = TaskRun(task, "validation", LIMIT, BENCHMARKS)
+        record, predictions = evaluate_task(lm, tokenizer, run, 1234)
+        exact_record, exact_predictions = evaluate_task(exact, tokenizer, run, 1234)
+        assert {k: v for k, v in record["metrics"].items() if k != "rescored"} == exact_record["metrics"]
+        ours, theirs = (sorted(p, key=lambda row: row["doc_id"]) for p in (predictions, exact_predictions))
+        assert [p["predicted"] for p in ours] == [p["predicted"] for p in theirs]
+        assert [p["rescored"] for p in ours[:2]] == ["calibration"] * 2
+        assert {p["rescored"] for p in ours[2:]} <= {None, "margin"}
+        assert record["metrics"]["rescored"] == sum(p["rescored"] is not None for p in ours) >= 2
+        assert set(record["run"]["bf16_gap_error"]["k"]) == ({"acc", "acc_norm"} if task == "arc_easy" else {"acc"})

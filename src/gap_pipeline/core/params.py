@@ -111,9 +111,18 @@ class TaskParams(_Section):
     limit: int | None = Field(ge=1)
 
 
+class PrecisionParams(_Section):
+    """How choices are scored: in runtime.dtype, or bfloat16 checked by float32 (bound measured, then widened)."""
+
+    mode: Literal["model", "bf16-verified"]
+    calibration: int = Field(ge=1)
+    safety: float = Field(ge=1)
+
+
 class EvalParams(_Section):
     source: Literal["local", "hub"]
     model_class: Literal["fast", "hf"]
+    precision: PrecisionParams
     batch_size: int = Field(ge=1)
     seed: int
     tasks: dict[str, TaskParams]

@@ -8,6 +8,7 @@ owns prompts, choices and metrics; this module picks the task, runs it and flatt
 
 from __future__ import annotations
 
+import copy
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -35,6 +36,7 @@ from gap_pipeline.scoring.task_config import (
     task_run,
     task_spec,
 )
+from gap_pipeline.scoring.verified import VerifiedLM
 
 # eval.model_class -> lm-eval model class (core/params.py lists the same names; a test keeps them equal).
 MODEL_CLASSES: dict[str, type[LM]] = {"fast": FastLM, "hf": HFLM}
@@ -71,10 +73,14 @@ def evaluate_task(
     versions, seconds), which changes between identical reruns and so stays out of the metrics files.
     """
     start = time.perf_counter()
-    specs = [task_spec(run)] + ([reply_loss_spec(run)] if is_dialogue(run.task) else [])
+    specs: list = [task_spec(run)] + ([reply_loss_spec(run)] if is_dialogue(run.task) else [])
+    manager = task_manager_for(run, tokenizer.name_or_path)
+    if isinstance(lm, VerifiedLM):  # it reads each question's choices and metrics from the very tasks evaluated
+        lm.tasks = manager.load(specs)["tasks"]
+        specs = list(lm.tasks.values())
     try:
         results = simple_evaluate(
-            model=lm, tasks=specs, limit=run.limit, task_manager=task_manager_for(run, tokenizer.name_or_path),
+            model=lm, tasks=specs, limit=run.limit, task_manager=manager,
             log_samples=True, bootstrap_iters=1000, random_seed=seed, numpy_random_seed=seed,
             torch_random_seed=seed, fewshot_random_seed=seed,
         )
@@ -95,6 +101,10 @@ def evaluate_task(
         losses = {s["doc_id"]: -s["reply_loss"][0] / s["reply_loss"][1] for s in results["samples"][companion]}
         for row in predictions:
             row["reply_loss"] = losses[row["doc_id"]]
+    if isinstance(lm, VerifiedLM):
+        for row in predictions:  # None: bfloat16's pick, proven to be float32's; else why float32 answered
+            row["rescored"] = lm.rescored.get((run.task, row["doc_id"]))
+        metrics["rescored"] = float(sum(row["rescored"] is not None for row in predictions))
     record = {
         "task": run.task,
         "metrics": metrics,
@@ -110,6 +120,8 @@ def evaluate_task(
             "versions": {pkg: version(pkg) for pkg in ("lm-eval", "datasets", "transformers", "torch")},
         },
     }
+    if isinstance(lm, VerifiedLM) and run.task in lm.bounds:
+        record["run"]["bf16_gap_error"] = {"k": lm.bounds[run.task], "safety": lm.safety}
     return record, predictions
 
 
@@ -118,6 +130,13 @@ def make_lm(model_class: str, model: torch.nn.Module, tokenizer: PreTrainedToken
     if model_class not in MODEL_CLASSES:
         raise ValueError(f"eval.model_class = {model_class!r}: allowed: {sorted(MODEL_CLASSES)}")
     return MODEL_CLASSES[model_class](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
+def verified_lm(exact: HFLM, calibration: int, safety: float) -> VerifiedLM:
+    """``exact`` (a float32 model's lm-eval class) checking the answers of the same class on a bfloat16 copy."""
+    low = type(exact)(pretrained=copy.deepcopy(exact.model).to(torch.bfloat16), tokenizer=exact.tokenizer,
+                      batch_size=exact.batch_size)
+    return VerifiedLM(low, exact, calibration, safety)
 
 
 def score_model(
@@ -132,14 +151,19 @@ def score_model(
     seed_everything(settings.seed)
     device = resolve_device(runtime.device)
     dtype = resolve_dtype(runtime.dtype, device)
+    verified = settings.precision.mode == "bf16-verified" and not is_dialogue(task)
+    dtype = torch.float32 if verified else dtype  # float32's answers, whatever runtime.dtype says
     model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
     model.eval()
     run = task_run(params, task, settings.tasks[task].split, settings.tasks[task].limit, benchmarks)
     lm = make_lm(settings.model_class, model, tokenizer, settings.batch_size)
+    if verified:
+        lm = verified_lm(lm, settings.precision.calibration, settings.precision.safety)
     record, predictions = evaluate_task(lm, tokenizer, run, settings.seed)
     info = read_json(model_dir / MODEL_INFO_FILE)
     record["run"] |= {
         "model": str(model_dir), "model_name": info["name"], "model_class": settings.model_class,
         "batch_size": settings.batch_size, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
+        "precision": "bf16-verified" if verified else "model",
     }
     return record, predictions
