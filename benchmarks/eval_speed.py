@@ -13,6 +13,10 @@ of a gain comes from doing less and how much from doing it faster. Run it on an 
 ``--ours-dtype bfloat16`` scores ours with a bfloat16 copy of the model (HFLM stays float32), to measure what
 the optional reduced precision buys and how many predictions it changes; each class's rate is then compared
 with the matmul peak of its own dtype.
+
+``--verified`` also scores each multiple-choice task with ``eval.precision.mode: bf16-verified`` (calibration and
+safety from params.yaml) and prints its seconds, its speed-up over HFLM and over ours in float32, the share of
+questions it re-scored in float32, and whether its picks and metric values equal ours in float32.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from gap_pipeline.core.tasks import CLASSIFICATION_TASKS, DIALOGUE_TASKS
 from gap_pipeline.corpora import read_local_corpus
 from gap_pipeline.gap.ascent import encode_text, gradient_ascent
 from gap_pipeline.models import count_parameters, load_model, prepare_model
-from gap_pipeline.scoring.evaluate import evaluate_task, make_lm
+from gap_pipeline.scoring.evaluate import evaluate_task, make_lm, verified_lm
 from gap_pipeline.scoring.task_config import TaskRun
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -131,7 +135,32 @@ def compare_task(task: str, models: dict[str, tuple[torch.nn.Module, MatmulWork]
         "hf_gflops": out["hf"]["gflop"] / out["hf"]["seconds"],
         "fast_gflops": out["fast"]["gflop"] / out["fast"]["seconds"],
         "hf_score": out["hf"]["record"]["metrics"][metric], "fast_score": out["fast"]["record"]["metrics"][metric],
+        "fast_predictions": fast, "fast_metrics": out["fast"]["record"]["metrics"],
     }
+
+
+def compare_verified(task: str, model, tokenizer, limit: int, params, fast: dict) -> dict:
+    """bf16-verified on one choice task against ours in float32 (``fast``: that task's compare_task row)."""
+    run = TaskRun(task, "validation", limit, SHARED / "benchmarks")
+    settings = params.eval
+    exact = make_lm("fast", model, tokenizer, settings.batch_size)
+    start = time.perf_counter()
+    lm = verified_lm(exact, settings.precision.calibration, settings.precision.safety)  # the copy counts too
+    record, predictions = evaluate_task(lm, tokenizer, run, settings.seed)
+    seconds = time.perf_counter() - start
+    ours = sorted(predictions, key=lambda p: p["doc_id"])
+    same = sum(a["predicted"] == b["predicted"] and a.get("acc_norm") == b.get("acc_norm")
+               for a, b in zip(ours, fast["fast_predictions"], strict=True))
+    metrics = {k: v for k, v in record["metrics"].items() if k != "rescored"}
+    return {"task": task, "seconds": seconds, "vs_hf": fast["hf_s"] / seconds, "vs_fast": fast["fast_s"] / seconds,
+            "rescored": record["metrics"]["rescored"] / len(ours), "same": same / len(ours),
+            "metrics_equal": metrics == fast["fast_metrics"], "k": record["run"]["bf16_gap_error"]["k"]}
+
+
+def format_verified(v: dict) -> str:
+    k = " ".join(f"{m}={x:.3f}" for m, x in v["k"].items())
+    return (f"{v['task']:22}{v['seconds']:9.1f}{v['vs_hf']:9.2f}x{v['vs_fast']:9.2f}x{v['rescored']:10.1%}"
+            f"{v['same']:8.1%}  {'yes' if v['metrics_equal'] else 'NO':6}{k}")
 
 
 def format_row(r: dict) -> str:
@@ -166,7 +195,11 @@ def main() -> None:
                         help="tasks to compare; none (`--tasks` alone) measures only the GAP step")
     parser.add_argument("--ours-dtype", choices=["float32", "bfloat16"], default="float32",
                         help="the dtype FastLM scores in (HFLM and the GAP step stay float32)")
+    parser.add_argument("--verified", action="store_true",
+                        help="also score the multiple-choice tasks with eval.precision.mode: bf16-verified")
     args = parser.parse_args()
+    if args.verified and args.ours_dtype != "float32":
+        parser.error("--verified compares with ours in float32: leave --ours-dtype at float32")
     ours_dtype = getattr(torch, args.ours_dtype)
     params = load_params()
     configure_cpu(params.runtime.threads)  # as the pipeline's stages run, for both model classes alike
@@ -183,11 +216,14 @@ def main() -> None:
             print(f"ours in {args.ours_dtype}: matmul peak {ours_peak:.1f} GFLOP/s")
             ours = load_model(model_dir, torch.device("cpu"), ours_dtype)[0]
             fast = (ours, MatmulWork(ours))
-        rows = []
+        rows, verified = [], []
         for task in args.tasks:  # each row printed as it comes, so a long run that dies still leaves its rows
             rows.append(compare_task(task, {"hf": hf, "fast": fast}, tokenizer, args.limit, params.eval.batch_size,
                                      params.eval.seed))
             print(f"done: {format_row(rows[-1])}", flush=True)
+            if args.verified and task in CLASSIFICATION_TASKS:
+                verified.append(compare_verified(task, model, tokenizer, args.limit, params, rows[-1]))
+                print(f"done: {format_verified(verified[-1])}", flush=True)
         for work in {hf[1], fast[1]}:  # one counter when both classes score the same model
             work.close()
         step_s, first_s, step_gflop, tokens = gap_step(model, tokenizer, params)
@@ -205,6 +241,17 @@ def main() -> None:
             print(f"{label}: HFLM {hf_s:.1f} s, ours {fast_s:.1f} s: {hf_s / fast_s:.2f}x "
                   f"(HFLM runs {hf_gflop / fast_gflop:.2f}x our matmul FLOPs, at "
                   f"{hf_gflop / hf_s / peak:.0%} of the peak; ours at {fast_gflop / fast_s / ours_peak:.0%})")
+    if verified:
+        print(f"\nbf16-verified (calibration {params.eval.precision.calibration}, safety "
+              f"{params.eval.precision.safety}):\n{'task':22}{'s':>9}{'vs HFLM':>10}{'vs ours':>10}{'re-scored':>10}"
+              f"{'same':>8}  {'equal':6}k (measured gap error per sqrt-token)")
+        for v in verified:
+            print(format_verified(v))
+        hf_s = sum(r["hf_s"] for r in rows if r["task"] in {v["task"] for v in verified})
+        fast_s = sum(r["fast_s"] for r in rows if r["task"] in {v["task"] for v in verified})
+        v_s = sum(v["seconds"] for v in verified)
+        print(f"bf16-verified over these tasks: {v_s:.1f} s, {hf_s / v_s:.2f}x HFLM, {fast_s / v_s:.2f}x ours in "
+              f"float32; {sum(v['same'] == 1 for v in verified)}/{len(verified)} tasks with every pick float32's")
     print(f"GAP step ({tokens} tokens): {step_s:.2f} s (median of 8; the first took {first_s:.2f} s), "
           f"{step_gflop / step_s:.1f} GFLOP/s = {step_gflop / step_s / peak:.0%} of the matmul peak")
     for r in rows:
