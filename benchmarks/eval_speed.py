@@ -22,35 +22,23 @@ questions it re-scored in float32, and whether its picks and metric values equal
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from gap_step import body_matmul_params, matmul_peak_gflops, step_gflop, time_gap_steps  # beside this file
 
 from gap_pipeline.core.params import load_params
 from gap_pipeline.core.runtime import configure_cpu
 from gap_pipeline.core.tasks import CLASSIFICATION_TASKS, DIALOGUE_TASKS
 from gap_pipeline.corpora import read_local_corpus
-from gap_pipeline.gap.ascent import encode_text, gradient_ascent
-from gap_pipeline.models import count_parameters, load_model, prepare_model
+from gap_pipeline.gap.ascent import encode_text
+from gap_pipeline.models import load_model, prepare_model
 from gap_pipeline.scoring.evaluate import evaluate_task, make_lm, verified_lm
 from gap_pipeline.scoring.task_config import TaskRun
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-
-
-def matmul_peak_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 10) -> float:
-    """Best matmul rate of this machine in ``dtype`` with torch's current threads: the ceiling to compare with."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
 
 
 def model_directory(model: str, scratch: Path) -> Path:
@@ -59,11 +47,6 @@ def model_directory(model: str, scratch: Path) -> Path:
         return Path(model)
     prepare_model(model, scratch / "model", scratch)
     return scratch / "model"
-
-
-def body_matmul_params(model: torch.nn.Module) -> int:
-    """Weights the transformer body uses in matmuls (the embedding lookup is not one)."""
-    return count_parameters(model.get_decoder()) - model.get_input_embeddings().weight.numel()
 
 
 class MatmulWork:
@@ -104,9 +87,9 @@ class MatmulWork:
 
 
 def compare_task(task: str, models: dict[str, tuple[torch.nn.Module, MatmulWork]], tokenizer, limit: int,
-                 batch_size: int, seed: int) -> dict:
+                 batch_size: int, seed: int, benchmarks: Path = SHARED / "benchmarks") -> dict:
     """Both classes on one task; ``models`` maps each class ("hf", "fast") to the model it scores and its counter."""
-    run = TaskRun(task, "validation", limit, SHARED / "benchmarks")
+    run = TaskRun(task, "validation", limit, benchmarks)
     out = {}
     for name in ("hf", "fast"):
         model, work = models[name]
@@ -135,15 +118,24 @@ def compare_task(task: str, models: dict[str, tuple[torch.nn.Module, MatmulWork]
         "hf_gflops": out["hf"]["gflop"] / out["hf"]["seconds"],
         "fast_gflops": out["fast"]["gflop"] / out["fast"]["seconds"],
         "hf_score": out["hf"]["record"]["metrics"][metric], "fast_score": out["fast"]["record"]["metrics"][metric],
-        "fast_predictions": fast, "fast_metrics": out["fast"]["record"]["metrics"],
+        "fast_predictions": fast, "fast_metrics": out["fast"]["record"]["metrics"], "dtype": models["fast"][0].dtype,
     }
 
 
-def compare_verified(task: str, model, tokenizer, limit: int, params, fast: dict) -> dict:
-    """bf16-verified on one choice task against ours in float32 (``fast``: that task's compare_task row)."""
-    run = TaskRun(task, "validation", limit, SHARED / "benchmarks")
+def compare_verified(task: str, model, tokenizer, limit: int, params, fast: dict, benchmarks: Path) -> dict:
+    """bf16-verified on one choice task against ours in float32.
+
+    ``model`` is float32; ``fast`` is that task's compare_task row: its own predictions are the reference when it
+    scored in float32, else ours is run here in float32 first (and timed).
+    """
+    run = TaskRun(task, "validation", limit, benchmarks)
     settings = params.eval
     exact = make_lm("fast", model, tokenizer, settings.batch_size)
+    if fast["dtype"] != torch.float32:
+        start = time.perf_counter()
+        record, predictions = evaluate_task(exact, tokenizer, run, settings.seed)
+        fast = fast | {"fast_s": time.perf_counter() - start, "fast_metrics": record["metrics"],
+                       "fast_predictions": sorted(predictions, key=lambda p: p["doc_id"])}
     start = time.perf_counter()
     lm = verified_lm(exact, settings.precision.calibration, settings.precision.safety)  # the copy counts too
     record, predictions = evaluate_task(lm, tokenizer, run, settings.seed)
@@ -152,7 +144,8 @@ def compare_verified(task: str, model, tokenizer, limit: int, params, fast: dict
     same = sum(a["predicted"] == b["predicted"] and a.get("acc_norm") == b.get("acc_norm")
                for a, b in zip(ours, fast["fast_predictions"], strict=True))
     metrics = {k: v for k, v in record["metrics"].items() if k != "rescored"}
-    return {"task": task, "seconds": seconds, "vs_hf": fast["hf_s"] / seconds, "vs_fast": fast["fast_s"] / seconds,
+    return {"task": task, "seconds": seconds, "fp32_s": fast["fast_s"],
+            "vs_hf": fast["hf_s"] / seconds, "vs_fast": fast["fast_s"] / seconds,
             "rescored": record["metrics"]["rescored"] / len(ours), "same": same / len(ours),
             "metrics_equal": metrics == fast["fast_metrics"], "k": record["run"]["bf16_gap_error"]["k"]}
 
@@ -169,22 +162,18 @@ def format_row(r: dict) -> str:
             f"{r['hf_gflops']:11.1f}{r['fast_gflops']:11.1f}{r['work_ratio']:6.2f}x")
 
 
-def gap_step(model, tokenizer, params, updates: int = 8) -> tuple[float, float, float, int]:
-    """Median and first seconds of ``updates`` GAP steps (forward, backward, Adam) on the longest GitHub text,
-    and one step's GFLOP.
+def gap_step(model, tokenizer, params,
+             corpus: Path = SHARED / "corpora" / "github.jsonl") -> tuple[float, float, float, int]:
+    """Median and first seconds of 8 GAP steps on the corpus's longest text, and one step's GFLOP.
 
-    The first step also allocates Adam's state and warms the allocator, so the median of several steps is the
-    step time of a run. It post-trains ``model`` in place: run it last.
+    It post-trains ``model`` in place: run it last.
     """
     # The longest GitHub text (407 tokens for SmolLM2; the median is ~170): big matmuls, as on 512-token texts.
     texts = [encode_text(tokenizer, d["text"], params.gap.max_length) for d in
-             read_local_corpus(SHARED / "corpora" / "github.jsonl") if d["text"].strip()]
+             read_local_corpus(corpus) if d["text"].strip()]
     ids = max(texts, key=lambda t: t.numel())
-    result = gradient_ascent(model, ids, updates, params.gap.lr, params.gap.betas)
-    seconds = [log.seconds for log in result.logs[1:]]
-    weights = body_matmul_params(model) + model.get_output_embeddings().weight.numel()
-    # Forward 2 FLOP per weight and token, backward 4: 6 in all, at every position (the loss needs them all).
-    return statistics.median(seconds), seconds[0], 6 * weights * ids.numel() / 1e9, ids.numel()
+    median, first = time_gap_steps(model, ids, params.gap.lr, params.gap.betas)
+    return median, first, step_gflop(model, ids.numel()), ids.numel()
 
 
 def main() -> None:
@@ -193,40 +182,51 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=64, help="examples per task")
     parser.add_argument("--tasks", nargs="*", default=[*CLASSIFICATION_TASKS, *DIALOGUE_TASKS],
                         help="tasks to compare; none (`--tasks` alone) measures only the GAP step")
-    parser.add_argument("--ours-dtype", choices=["float32", "bfloat16"], default="float32",
-                        help="the dtype FastLM scores in (HFLM and the GAP step stay float32)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="the dtype HFLM, ours and the GAP step run in")
+    parser.add_argument("--ours-dtype", choices=["float32", "bfloat16"], default=None,
+                        help="the dtype FastLM scores in, if not --dtype")
+    parser.add_argument("--benchmarks", type=Path, default=SHARED / "benchmarks",
+                        help="folder of <task>/validation.jsonl")
+    parser.add_argument("--corpus", type=Path, default=SHARED / "corpora" / "github.jsonl",
+                        help="the GAP step runs on this corpus's longest text")
     parser.add_argument("--verified", action="store_true",
                         help="also score the multiple-choice tasks with eval.precision.mode: bf16-verified")
     args = parser.parse_args()
-    if args.verified and args.ours_dtype != "float32":
-        parser.error("--verified compares with ours in float32: leave --ours-dtype at float32")
-    ours_dtype = getattr(torch, args.ours_dtype)
+    dtype, ours_dtype = getattr(torch, args.dtype), getattr(torch, args.ours_dtype or args.dtype)
+    device = torch.device(args.device)
     params = load_params()
     configure_cpu(params.runtime.threads)  # as the pipeline's stages run, for both model classes alike
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = model_directory(args.model, Path(scratch))
-        peak = matmul_peak_gflops()
-        print(f"model {args.model}; {torch.get_num_threads()} threads; float32 matmul peak {peak:.1f} GFLOP/s")
-        model, tokenizer = load_model(model_dir, torch.device("cpu"), torch.float32)
+        peak = matmul_peak_gflops(dtype, args.device)
+        print(f"model {args.model} on {args.device}; {torch.get_num_threads()} threads; {args.dtype} matmul peak "
+              f"{peak:.1f} GFLOP/s")
+        model, tokenizer = load_model(model_dir, device, dtype)
         hf = (model, MatmulWork(model))
         fast, ours_peak = hf, peak
-        if ours_dtype != torch.float32:
-            ours_peak = matmul_peak_gflops(ours_dtype)
-            print(f"ours in {args.ours_dtype}: matmul peak {ours_peak:.1f} GFLOP/s")
-            ours = load_model(model_dir, torch.device("cpu"), ours_dtype)[0]
+        if ours_dtype != dtype:
+            ours_peak = matmul_peak_gflops(ours_dtype, args.device)
+            print(f"ours in {ours_dtype}: matmul peak {ours_peak:.1f} GFLOP/s")
+            ours = load_model(model_dir, device, ours_dtype)[0]
             fast = (ours, MatmulWork(ours))
+        exact = model if dtype == torch.float32 else None  # bf16-verified's float32 model, loaded when needed
         rows, verified = [], []
         for task in args.tasks:  # each row printed as it comes, so a long run that dies still leaves its rows
             rows.append(compare_task(task, {"hf": hf, "fast": fast}, tokenizer, args.limit, params.eval.batch_size,
-                                     params.eval.seed))
+                                     params.eval.seed, args.benchmarks))
             print(f"done: {format_row(rows[-1])}", flush=True)
             if args.verified and task in CLASSIFICATION_TASKS:
-                verified.append(compare_verified(task, model, tokenizer, args.limit, params, rows[-1]))
+                if exact is None:
+                    exact = load_model(model_dir, device, torch.float32)[0]
+                verified.append(compare_verified(task, exact, tokenizer, args.limit, params, rows[-1], args.benchmarks))
                 print(f"done: {format_verified(verified[-1])}", flush=True)
         for work in {hf[1], fast[1]}:  # one counter when both classes score the same model
             work.close()
-        step_s, first_s, step_gflop, tokens = gap_step(model, tokenizer, params)
+        del exact
+        step_s, first_s, step_gflop, tokens = gap_step(model, tokenizer, params, corpus=args.corpus)
     print(f"\n{'task':22}{'n':>5}{'HFLM s':>9}{'ours s':>9}{'speedup':>9}{'same':>8}{'max|dLL|':>10}"
           f"{'HFLM':>7}{'ours':>7}{'HFLM GF/s':>11}{'ours GF/s':>11}{'work':>7}")
     for r in rows:
@@ -240,22 +240,22 @@ def main() -> None:
             # speed-up = work ratio x efficiency ratio: fewer FLOPs, or the same FLOPs at a higher rate.
             print(f"{label}: HFLM {hf_s:.1f} s, ours {fast_s:.1f} s: {hf_s / fast_s:.2f}x "
                   f"(HFLM runs {hf_gflop / fast_gflop:.2f}x our matmul FLOPs, at "
-                  f"{hf_gflop / hf_s / peak:.0%} of the peak; ours at {fast_gflop / fast_s / ours_peak:.0%})")
+                  f"{hf_gflop / hf_s / peak:.1%} of the peak; ours at {fast_gflop / fast_s / ours_peak:.1%})")
     if verified:
         print(f"\nbf16-verified (calibration {params.eval.precision.calibration}, safety "
-              f"{params.eval.precision.safety}):\n{'task':22}{'s':>9}{'vs HFLM':>10}{'vs ours':>10}{'re-scored':>10}"
+              f"{params.eval.precision.safety}):\n{'task':22}{'s':>9}{'vs HFLM':>10}{'vs fp32':>10}{'re-scored':>10}"
               f"{'same':>8}  {'equal':6}k (measured gap error per sqrt-token)")
         for v in verified:
             print(format_verified(v))
         hf_s = sum(r["hf_s"] for r in rows if r["task"] in {v["task"] for v in verified})
-        fast_s = sum(r["fast_s"] for r in rows if r["task"] in {v["task"] for v in verified})
+        fast_s = sum(v["fp32_s"] for v in verified)
         v_s = sum(v["seconds"] for v in verified)
         print(f"bf16-verified over these tasks: {v_s:.1f} s, {hf_s / v_s:.2f}x HFLM, {fast_s / v_s:.2f}x ours in "
               f"float32; {sum(v['same'] == 1 for v in verified)}/{len(verified)} tasks with every pick float32's")
     print(f"GAP step ({tokens} tokens): {step_s:.2f} s (median of 8; the first took {first_s:.2f} s), "
-          f"{step_gflop / step_s:.1f} GFLOP/s = {step_gflop / step_s / peak:.0%} of the matmul peak")
+          f"{step_gflop / step_s:.1f} GFLOP/s = {step_gflop / step_s / peak:.1%} of the matmul peak")
     for r in rows:
-        print(f"{r['task']} ours/peak {r['fast_gflops'] / ours_peak:.0%}, HFLM/peak {r['hf_gflops'] / peak:.0%}")
+        print(f"{r['task']} ours/peak {r['fast_gflops'] / ours_peak:.1%}, HFLM/peak {r['hf_gflops'] / peak:.1%}")
 
 
 if __name__ == "__main__":
