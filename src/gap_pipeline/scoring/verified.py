@@ -99,7 +99,8 @@ class VerifiedLM(LM):
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         verifiable = [i for i, r in enumerate(requests) if self._metrics(r.task_name)]
-        plain = [i for i in range(len(requests)) if i not in set(verifiable)]
+        checked = set(verifiable)
+        plain = [i for i in range(len(requests)) if i not in checked]
         self._score(self.exact, requests, plain, results, disable_tqdm)
         self._score(self.low, requests, verifiable, results, disable_tqdm)
         by_task: dict[str, list[int]] = {}
@@ -160,7 +161,7 @@ class VerifiedLM(LM):
     def _scales(self, task: str, group: list[Instance]) -> dict[str, list[float]] | None:
         """Each metric's scale of each choice's log-likelihood; None unless there is one request per choice."""
         choices = self.tasks[task].doc_to_choice(group[0].doc)
-        if len(choices) != len(group):
+        if len(choices) != len(group) or not all(choices):  # an empty choice has no per-character score
             return None
         return {metric: PICK_METRICS[metric](choices) for metric in self._metrics(task)}
 
