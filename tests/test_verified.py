@@ -1,12 +1,17 @@
 """eval.precision: bf16-verified: the bound's arithmetic, which questions it re-scores, and float32's answers."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
+from gap_pipeline.core.params import TrackedParams, parse_params
+from gap_pipeline.models import MODEL_INFO_FILE
+from gap_pipeline.scoring.evaluate import score_model
 from gap_pipeline.scoring.verified import VerifiedLM, first_choice, gap_error_scale, is_decided
+from tests.conftest import SHARED, with_shared_data
 
 
 def test_first_choice_takes_the_first_of_equal_scores_as_numpy_argmax():
@@ -108,3 +113,21 @@ def test_a_metric_read_from_the_values_is_refused_with_the_fix():
 def test_a_bound_that_verifies_nothing_is_refused(calibration, safety):
     with pytest.raises(ValueError, match="eval.precision"):
         VerifiedLM(TableLM({}), TableLM({}), calibration=calibration, safety=safety)
+
+
+def test_the_evaluate_stage_scores_a_choice_task_verified_and_a_dialogue_task_in_float32(tiny_model_dir, raw_params):
+    """score_model, as the evaluate stage calls it, with eval.precision.mode: bf16-verified and runtime.dtype bf16."""
+    raw = with_shared_data(raw_params)
+    raw["eval"]["precision"] |= {"mode": "bf16-verified", "calibration": 2}
+    raw["runtime"]["dtype"] = "bfloat16"  # the verified answers are float32's whatever runtime.dtype says
+    for task in ("copa", "wizard_of_wikipedia"):
+        raw["eval"]["tasks"][task]["limit"] = 4
+    (tiny_model_dir / MODEL_INFO_FILE).write_text(json.dumps({"name": "tiny"}))
+    params = TrackedParams(parse_params(raw))
+    record, predictions = score_model(params, tiny_model_dir, "copa", SHARED / "benchmarks")
+    assert record["run"]["precision"] == "bf16-verified" and record["run"]["dtype"] == "float32"
+    assert [p["rescored"] for p in sorted(predictions, key=lambda p: p["doc_id"])][:2] == ["calibration"] * 2
+    assert record["metrics"]["rescored"] >= 2 and set(record["run"]["bf16_gap_error"]["k"]) == {"acc"}
+    record, predictions = score_model(params, tiny_model_dir, "wizard_of_wikipedia", SHARED / "benchmarks")
+    assert record["run"]["precision"] == "model" and record["run"]["dtype"] == "bfloat16"
+    assert "rescored" not in record["metrics"] and all("rescored" not in p for p in predictions)
