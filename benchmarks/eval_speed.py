@@ -4,9 +4,10 @@ Both model classes score the same model, tasks, split, limit and batch size in t
 the other, so the ratios compare like with like. Per task it prints seconds each, the speed ratio, the share
 of examples with the same predicted choice (or the same generated reply), the largest log-likelihood
 difference (for the dialogue tasks: of each gold reply's per-token loss), the score of each, the achieved
-GFLOP/s of each against a float32 matmul peak measured in the same run, and the work ratio: how many times our
-matmul FLOPs HFLM runs. The speed-up is the work ratio times the ratio of achieved rates, which shows how much
-of a gain comes from doing less and how much from doing it faster. Run it on an idle machine:
+GFLOP/s of each against the matmul peak of its dtype and device (measured in the same run), and the work ratio:
+how many times our matmul FLOPs HFLM runs. The speed-up is the work ratio times the ratio of achieved rates,
+which shows how much of a gain comes from doing less and how much from doing it faster. Run it on an idle
+machine:
 
     .venv/bin/python benchmarks/eval_speed.py --model smollm2-135m --limit 64
 

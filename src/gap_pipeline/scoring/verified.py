@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from itertools import permutations
-from typing import Any
 
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
@@ -82,14 +81,6 @@ class VerifiedLM(LM):
         self.rescored: dict[Question, str] = {}
         self.bounds: dict[str, dict[str, float]] = {}  # task -> metric -> measured k (before ``safety``)
 
-    @property
-    def tokenizer(self) -> Any:
-        return self.exact.tokenizer
-
-    @property
-    def tokenizer_name(self) -> str:
-        return self.exact.tokenizer_name
-
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         return self.exact.generate_until(requests, disable_tqdm=disable_tqdm)
 
@@ -98,16 +89,15 @@ class VerifiedLM(LM):
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         results: list[tuple[float, bool] | None] = [None] * len(requests)
-        verifiable = [i for i, r in enumerate(requests) if self._metrics(r.task_name)]
-        checked = set(verifiable)
-        plain = [i for i in range(len(requests)) if i not in checked]
+        metrics = {task: self._metrics(task) for task in {r.task_name for r in requests}}
+        by_task: dict[str | None, list[int]] = {}  # None: requests scored in float32 only
+        for i, request in enumerate(requests):
+            by_task.setdefault(request.task_name if metrics[request.task_name] else None, []).append(i)
+        plain = by_task.pop(None, [])
         self._score(self.exact, requests, plain, results, disable_tqdm)
-        self._score(self.low, requests, verifiable, results, disable_tqdm)
-        by_task: dict[str, list[int]] = {}
-        for i in verifiable:
-            by_task.setdefault(requests[i].task_name, []).append(i)
+        self._score(self.low, requests, [i for indices in by_task.values() for i in indices], results, disable_tqdm)
         for task, indices in by_task.items():
-            self._verify(task, requests, indices, results, disable_tqdm)
+            self._verify(task, metrics[task], requests, indices, results, disable_tqdm)
         return results  # type: ignore[return-value]
 
     def _metrics(self, task: str | None) -> list[str]:
@@ -128,7 +118,7 @@ class VerifiedLM(LM):
             for i, answer in zip(indices, lm.loglikelihood([requests[i] for i in indices], disable_tqdm), strict=True):
                 results[i] = answer
 
-    def _verify(self, task: str, requests: list[Instance], indices: list[int], results: list,
+    def _verify(self, task: str, metrics: list[str], requests: list[Instance], indices: list[int], results: list,
                 disable_tqdm: bool) -> None:
         """Measure the bound on the first questions, then re-score in float32 every question it leaves undecided."""
         questions: dict[int, list[int]] = {}  # doc_id -> its requests, in choice order
@@ -140,11 +130,11 @@ class VerifiedLM(LM):
         self._score(self.exact, requests, [i for doc in calibrated for i in questions[doc]], results, disable_tqdm)
         self.rescored |= {(task, doc): "calibration" for doc in calibrated}
         tokens = {i: self._continuation_tokens(requests[i]) for i in indices}
-        scales = {doc: self._scales(task, [requests[i] for i in questions[doc]]) for doc in order}
+        scales = {doc: self._scales(task, metrics, [requests[i] for i in questions[doc]]) for doc in order}
         undecided = {doc for doc in rest if scales[doc] is None}  # not one request per choice: never trusted
         self.bounds[task] = {}
         known = [doc for doc in order if scales[doc] is not None]
-        for metric in self._metrics(task):
+        for metric in metrics:
             scale = {doc: scales[doc][metric] for doc in known}  # type: ignore[index]
             weight = {doc: _times([math.sqrt(tokens[i]) for i in questions[doc]], scale[doc]) for doc in known}
             bf16 = {doc: _times([low[i] for i in questions[doc]], scale[doc]) for doc in known}
@@ -158,12 +148,12 @@ class VerifiedLM(LM):
         self._score(self.exact, requests, [i for doc in ordered for i in questions[doc]], results, disable_tqdm)
         self.rescored |= {(task, doc): "margin" for doc in ordered}
 
-    def _scales(self, task: str, group: list[Instance]) -> dict[str, list[float]] | None:
+    def _scales(self, task: str, metrics: list[str], group: list[Instance]) -> dict[str, list[float]] | None:
         """Each metric's scale of each choice's log-likelihood; None unless there is one request per choice."""
         choices = self.tasks[task].doc_to_choice(group[0].doc)
         if len(choices) != len(group) or not all(choices):  # an empty choice has no per-character score
             return None
-        return {metric: PICK_METRICS[metric](choices) for metric in self._metrics(task)}
+        return {metric: PICK_METRICS[metric](choices) for metric in metrics}
 
     def _continuation_tokens(self, request: Instance) -> int:
         context, continuation = request.args[:2]
