@@ -11,7 +11,7 @@ from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-from gap_pipeline.scoring.batching import fit_context, group_by_context, is_left_padded
+from gap_pipeline.scoring.batching import fit_context, group_by_context, is_left_padded, pack_choices
 from gap_pipeline.scoring.fast_lm import FastLM
 from gap_pipeline.scoring.kv_cache import merge_rows, split_rows
 from gap_pipeline.scoring.vocabulary import reduce_vocabulary
@@ -48,6 +48,71 @@ def test_loglikelihoods_and_greedy_flags_match_hflm(models):
     for (ll_ref, greedy_ref), (ll, greedy) in zip(expected, got, strict=True):
         assert ll == pytest.approx(ll_ref, abs=1e-4)
         assert greedy == greedy_ref
+
+
+def _match_hflm(hflm: HFLM, fast: FastLM, requests: list[Instance]) -> None:
+    for (ll_ref, greedy_ref), (ll, greedy) in zip(hflm.loglikelihood(requests), fast.loglikelihood(requests),
+                                                  strict=True):
+        assert ll == pytest.approx(ll_ref, abs=1e-4)
+        assert greedy == greedy_ref
+
+
+def test_each_question_is_one_packed_row_and_no_cache_is_read(models):
+    """The seven contexts are read in packed passes only: no context pass, no continuation from a cache."""
+    hflm, fast = models
+    packed: list[int] = []
+    fast._read = lambda rows: pytest.fail("a context was read into a cache")
+    fast._score_packed = lambda contexts, *args, score=fast._score_packed: packed.append(len(contexts)) or score(
+        contexts, *args)
+    _match_hflm(hflm, fast, _multiple_choice_requests())
+    assert sum(packed) == 7 and max(packed) <= fast.batch_size
+
+
+@pytest.mark.parametrize("path", ["cached", "eager"])
+def test_the_other_paths_give_hflms_answers(models, path):
+    """A context read once and continued from its cache per choice (models whose attention takes no mask of
+    ours), and packed rows under eager attention, which adds a float mask instead of taking a boolean one."""
+    hflm, fast = models
+    if path == "cached":
+        fast._packable = lambda *args: False
+        fast._score_packed = lambda *args: pytest.fail("packed although not packable")
+    else:
+        fast.model.set_attn_implementation("eager")
+        assert fast._packable((1,), [[2, 3]])
+    _match_hflm(hflm, fast, _multiple_choice_requests())
+
+
+def test_pack_choices_lays_out_each_context_with_its_choices():
+    # Context (1, 2, 3) with choices [4, 5] and [6]; context (7,) with choice [8, 9, 10].
+    requests = [(("", ""), [1, 2, 3], [4, 5]), (("", ""), [7], [8, 9, 10]), (("", ""), [1, 2, 3], [6])]
+    groups = group_by_context(requests, max_length=16)
+    packed = pack_choices(list(groups), groups, requests, pad_id=0)
+    # Row 0: context, then choice 1 without its last token (4), then choice 2 (nothing: one token). Row 1: 7 8 9.
+    assert packed.ids.tolist() == [[1, 2, 3, 4], [7, 8, 9, 0]]
+    assert packed.positions.tolist() == [[0, 1, 2, 3], [0, 1, 2, 0]]
+    assert packed.segments.tolist() == [[0, 0, 0, 1], [0, 1, 1, -1]]
+    # Request 0: 4 predicted at index 2 (the context's last), 5 at index 3; request 2: 6 at index 2;
+    # request 1 (row 1 starts at flat index 4): 8 at 4, 9 at 5, 10 at 6.
+    assert packed.scored.tolist() == [2, 3, 2, 4, 5, 6]
+    assert packed.targets == [4, 5, 6, 8, 9, 10] and packed.owners == [0, 0, 2, 1, 1, 1]
+    attention = packed.attention()
+    assert attention.shape == (2, 1, 4, 4)
+    assert attention[1, 0].int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 0]]
+
+
+def test_choices_see_the_context_and_themselves_only():
+    requests = [(("", ""), [1, 2], [3, 4, 5]), (("", ""), [1, 2], [6, 7])]
+    groups = group_by_context(requests, max_length=16)
+    packed = pack_choices(list(groups), groups, requests, pad_id=0)
+    assert packed.segments.tolist() == [[0, 0, 1, 1, 2]]
+    assert packed.positions.tolist() == [[0, 1, 2, 3, 2]]  # the second choice starts after the context too
+    assert packed.attention()[0, 0].int().tolist() == [
+        [1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 1, 0, 0, 1]]
+
+
+def test_an_empty_context_is_refused_by_pack_choices():
+    with pytest.raises(ValueError, match="empty context"):
+        pack_choices([()], {(): [0]}, [(("", ""), [], [1, 2])], pad_id=0)
 
 
 @pytest.mark.parametrize(("projection_rows", "vocabulary_chunk"), [(1, 4096), (5, 7), (512, 50)])
@@ -204,6 +269,24 @@ def test_sliding_window_model_generates_as_hflm(tiny_tokenizer):
     long = _dialogue_requests(random.Random(4), [12, 30, 5])
     assert fast.generate_until(long) == hflm.generate_until(long)
     assert len(fast.prompts) == 0  # longer than the window: read as HFLM pads them, nothing kept
+
+
+def test_questions_beyond_a_sliding_window_are_read_into_a_cache(tiny_tokenizer):
+    """Within the window a question is packed; beyond it the window, not our mask, decides what a token sees."""
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, sliding_window=40, max_position_embeddings=256,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    hflm = HFLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
+    fast = FastLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
+    packed: list[int] = []
+    fast._score_packed = lambda contexts, *args, score=fast._score_packed: packed.append(len(contexts)) or score(
+        contexts, *args)
+    _match_hflm(hflm, fast, _multiple_choice_requests())
+    assert 0 < sum(packed) < 7
 
 
 def test_scoring_and_generating_raise_no_deprecation_warning(models):

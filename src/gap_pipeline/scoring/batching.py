@@ -1,4 +1,4 @@
-"""How FastLM cuts requests into forward passes: one pass per distinct context, rows of similar length together.
+"""How FastLM cuts requests into forward passes: each distinct context read once, rows of similar length together.
 
 Pure bookkeeping on token ids and small tensors; the model itself is run by ``fast_lm``.
 """
@@ -105,6 +105,12 @@ class PendingScores:
         self.targets.extend(targets)
         self.owners.extend([request] * len(targets))
 
+    def extend(self, hidden: torch.Tensor, targets: Sequence[int], owners: Sequence[int]) -> None:
+        """Queue many requests' positions at once: ``hidden[k]`` predicts ``targets[k]`` for ``owners[k]``."""
+        self.hidden.append(hidden)
+        self.targets.extend(targets)
+        self.owners.extend(owners)
+
     def take(self) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """All queued positions as one batch (hidden states, targets, owners); the queue is left empty."""
         hidden = torch.cat(self.hidden)
@@ -112,3 +118,68 @@ class PendingScores:
         owners = self.owners
         self.hidden, self.targets, self.owners = [], [], []
         return hidden, targets, owners
+
+
+@dataclass
+class PackedChoices:
+    """Questions laid out one per row: the context, then every choice but its last token, side by side.
+
+    A choice attends to the context and to itself, never to the choices before it in the row, and its positions
+    continue from the context's, so each choice is scored as if it followed the context alone. One pass then
+    reads a context once and all of its choices with it: the same work as reading the context and continuing
+    from its cache once per choice, in one large pass instead of several small ones and without copying caches.
+    """
+
+    ids: torch.Tensor  # [rows, width] token ids, right-padded
+    positions: torch.Tensor  # [rows, width]
+    segments: torch.Tensor  # [rows, width]: 0 the context, k the row's k-th choice, -1 padding
+    scored: torch.Tensor  # flat indices into rows x width of the positions that predict ``targets``
+    targets: list[int]
+    owners: list[int]  # the request each target belongs to
+
+    def attention(self) -> torch.Tensor:
+        """``[rows, 1, width, width]``, True where a query may attend a key (padding attends the context)."""
+        query, key = self.segments[:, :, None], self.segments[:, None, :]
+        width = self.segments.shape[1]
+        causal = torch.ones(width, width, dtype=torch.bool, device=self.segments.device).tril()
+        return (causal & (key >= 0) & ((key == 0) | (key == query)))[:, None]
+
+
+def packed_length(context: Sequence[int], continuations: Sequence[Sequence[int]]) -> int:
+    """A packed row's tokens: the context and every continuation but its last token."""
+    return len(context) + sum(len(c) - 1 for c in continuations)
+
+
+def pack_choices(
+    contexts: Sequence[tuple[int, ...]], groups: dict[tuple[int, ...], list[int]], requests: Sequence[Request],
+    pad_id: int,
+) -> PackedChoices:
+    """One row per context with all of its requests' continuations (see ``PackedChoices``)."""
+    lengths = [packed_length(c, [requests[i][2] for i in groups[c]]) for c in contexts]
+    width = max(lengths)
+    ids = torch.full((len(contexts), width), pad_id, dtype=torch.long)
+    positions = torch.zeros((len(contexts), width), dtype=torch.long)
+    segments = torch.full((len(contexts), width), -1, dtype=torch.long)
+    scored: list[int] = []
+    targets: list[int] = []
+    owners: list[int] = []
+    for row, context in enumerate(contexts):
+        if not context:
+            raise ValueError("an empty context has no position to predict its continuation's first token from")
+        start = row * width
+        ids[row, : len(context)] = torch.tensor(context, dtype=torch.long)
+        positions[row, : len(context)] = torch.arange(len(context))
+        segments[row, : len(context)] = 0
+        at = len(context)
+        for k, index in enumerate(groups[context], start=1):
+            continuation = requests[index][2]
+            body = len(continuation) - 1  # its last token is predicted, never read
+            ids[row, at : at + body] = torch.tensor(continuation[:-1], dtype=torch.long)
+            positions[row, at : at + body] = torch.arange(len(context), len(context) + body)
+            segments[row, at : at + body] = k
+            # The context's last position predicts the first token; each read choice token predicts the next.
+            scored += [start + len(context) - 1, *range(start + at, start + at + body)]
+            targets += continuation
+            owners += [index] * len(continuation)
+            at += body
+    return PackedChoices(ids, positions, segments, torch.tensor(scored, dtype=torch.long), targets, owners)

@@ -1,12 +1,15 @@
 """An lm-eval model class that gives HFLM's answers in a fraction of its time.
 
 HFLM scores a multiple-choice question by running context + choice once per choice and projecting every
-position onto the vocabulary. Here each distinct context runs once and its key/value cache is shared by all
-of its choices, and only the positions that are scored are projected onto the vocabulary (for Gemma-3's
-262k-token vocabulary that projection is most of the model). Greedy generation keeps a KV cache too and drops
-each row from the batch as soon as it reaches a stop string; its prompts run unpadded, and their caches are kept
-(within a memory budget) so that a later log-likelihood request on the same prompt, such as the dialogue tasks'
-gold-reply loss, runs only its continuation. Tokenization, truncation, request handling and post-processing are
+position onto the vocabulary. Here each distinct context runs once: a question is one row holding its context
+and all of its choices, each choice masked to see only the context and itself (``batching.PackedChoices``), so a
+pass reads many questions at once, and only the positions that are scored are projected onto the vocabulary
+(for Gemma-3's 262k-token vocabulary that projection is most of the model). Questions a custom mask cannot
+serve (flash-attention kernels; positions beyond a sliding window) read their context once into a KV cache that
+each choice continues from. Greedy generation keeps a KV cache too and drops each row from the batch as soon
+as it reaches a stop string; its prompts run unpadded, and their caches are kept (within a memory budget) so
+that a later log-likelihood request on the same prompt, such as the dialogue tasks' gold-reply loss, runs only
+its continuation. Tokenization, truncation, request handling and post-processing are
 HFLM's own (this is a subclass), so the predictions are the same up to float rounding.
 """
 
@@ -29,6 +32,8 @@ from gap_pipeline.scoring.batching import (
     is_left_padded,
     left_pad,
     length_chunks,
+    pack_choices,
+    packed_length,
     positions_of,
 )
 from gap_pipeline.scoring.kv_cache import PromptCache, PromptState, merge_rows, split_rows
@@ -62,11 +67,11 @@ class FastLM(HFLM):
                 raise ValueError(f"{name}={value} must be at least 1 (pass e.g. --model_args {name}=512)")
 
     # ----- shared pieces ------------------------------------------------------------------------------------
-    def _decoder(self, **inputs: Any):
-        """The transformer body without the vocabulary projection: hidden states and the KV cache."""
+    def _decoder(self, use_cache: bool = True, **inputs: Any):
+        """The transformer body without the vocabulary projection: hidden states (and the KV cache)."""
         with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
                                              enabled=self.mixed_precision_dtype is not None):
-            return self.model.get_decoder()(**inputs, use_cache=True)
+            return self.model.get_decoder()(**inputs, use_cache=use_cache)
 
     @property
     def _cap(self) -> float | None:
@@ -113,17 +118,25 @@ class FastLM(HFLM):
         groups = group_by_context(requests, self.max_length)
         kept = self.prompts.take(groups)  # read during generation
         fresh = [c for c in groups if c not in kept]
+        packed = [c for c in fresh if self._packable(c, [requests[i][2] for i in groups[c]])]
+        cached = [c for c in fresh if c not in set(packed)]  # read once, each choice continuing from its cache
         per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         pending = PendingScores.empty()
         bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring choices (shared context)")
-        # Contexts of similar length share a pass, so little of it is padding; the longest go first.
-        passes = [[fresh[i] for i in chunk] for chunk in length_chunks([len(c) for c in fresh], max_rows=per_batch)]
+        # Rows of similar length share a pass, so little of it is padding; the longest go first.
+        lengths = [packed_length(c, [requests[i][2] for i in groups[c]]) for c in packed]
+        passes = [("packed", [packed[i] for i in chunk]) for chunk in length_chunks(lengths, max_rows=per_batch)]
+        passes += [("cached", [cached[i] for i in chunk])
+                   for chunk in length_chunks([len(c) for c in cached], max_rows=per_batch)]
         reused = sorted(kept, key=len)
-        passes += [reused[first : first + per_batch] for first in range(0, len(reused), per_batch)]
-        for contexts in passes:
-            read = self._merge([kept[c] for c in contexts]) if contexts[0] in kept else self._read(contexts)
-            bar.update(self._score_contexts(contexts, read, groups, requests, pending))
+        passes += [("kept", reused[first : first + per_batch]) for first in range(0, len(reused), per_batch)]
+        for how, contexts in passes:
+            if how == "packed":
+                bar.update(self._score_packed(contexts, groups, requests, pending))
+            else:
+                read = self._merge([kept[c] for c in contexts]) if how == "kept" else self._read(contexts)
+                bar.update(self._score_contexts(contexts, read, groups, requests, pending))
             if pending.rows >= self.projection_rows:
                 self._flush(pending, results)
         self._flush(pending, results)
@@ -132,6 +145,30 @@ class FastLM(HFLM):
             if request_str is not None:
                 self.cache_hook.add_partial("loglikelihood", request_str, answer)
         return results  # type: ignore[return-value]
+
+    def _packable(self, context: tuple[int, ...], continuations: Sequence[Sequence[int]]) -> bool:
+        """Whether a question can be read as one packed row.
+
+        Its mask must reach the attention as given (flash-attention kernels take none), and every position must
+        lie inside a sliding-window layer's window, where the window, not our mask, would decide what is seen.
+        """
+        if self.model.config._attn_implementation not in ("sdpa", "eager"):
+            return False
+        window = getattr(self.model.config.get_text_config(decoder=True), "sliding_window", None)
+        return not window or len(context) + max(len(c) - 1 for c in continuations) <= window - 1
+
+    def _score_packed(self, contexts, groups, requests, pending: PendingScores) -> int:
+        """Queue every scored position of ``contexts``' requests, read in one pass of packed rows."""
+        packed = pack_choices(contexts, groups, requests, self._pad_id())
+        allowed = packed.attention().to(self.device)
+        if self.model.config._attn_implementation == "eager":  # eager attention adds its mask to the scores
+            dtype = self.model.dtype
+            allowed = torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(
+                ~allowed, torch.finfo(dtype).min)
+        hidden = self._decoder(input_ids=packed.ids.to(self.device), attention_mask=allowed,
+                               position_ids=packed.positions.to(self.device), use_cache=False).last_hidden_state
+        pending.extend(hidden.flatten(0, 1)[packed.scored.to(self.device)], packed.targets, packed.owners)
+        return sum(len(groups[c]) for c in contexts)
 
     def _score_contexts(self, contexts, read, groups, requests, pending: PendingScores) -> int:
         """Queue every scored position of ``contexts``' requests, the contexts already read into ``read``."""
