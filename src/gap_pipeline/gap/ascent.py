@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -148,15 +148,17 @@ def gradient_ascent(
     betas: tuple[float, float],
     loss_ceiling: float | None = None,
     on_step: Callable[[StepLog, PreTrainedModel], None] | None = None,
+    sparse_embedding_rows: bool = True,
 ) -> AscentResult:
     """Post-train ``model`` in place for up to ``steps`` ascent steps.
 
     Each forward pass both measures the weights of the previous update and starts the next one, so checking
     the loss costs nothing extra. A loss that is non-finite or above ``loss_ceiling`` stops the ascent and
     puts back the last weights whose loss passed: a diverged model never leaves this function. ``on_step``
-    sees every accepted step, step 0 (the untouched model) included.
+    sees every accepted step, step 0 (the untouched model) included. ``sparse_embedding_rows`` False keeps a tied
+    embedding's gradient dense, as autograd makes it (the same sums, slower: benchmarks compare the two).
     """
-    with sparse_embedding_gradient(model):
+    with sparse_embedding_gradient(model) if sparse_embedding_rows else nullcontext():
         result = _ascend(model, input_ids, steps, lr, betas, loss_ceiling, on_step)
     model.eval()
     return result
