@@ -54,12 +54,12 @@ def step_gflop(model: torch.nn.Module, tokens: int) -> float:
 
 
 def time_gap_steps(model: torch.nn.Module, ids: torch.Tensor, lr: float, betas: list[float],
-                   updates: int = 8, sparse_embedding_rows: bool = True) -> tuple[float, float]:
+                   updates: int = 8) -> tuple[float, float]:
     """Median and first seconds of ``updates`` GAP steps on ``ids``; post-trains ``model`` in place.
 
     The first step also allocates Adam's state and warms the allocator, so the median is the step time of a run.
     """
-    result = gradient_ascent(model, ids, updates, lr, betas, sparse_embedding_rows=sparse_embedding_rows)
+    result = gradient_ascent(model, ids, updates, lr, betas)
     seconds = [log.seconds for log in result.logs[1:]]
     return statistics.median(seconds), seconds[0]
 
@@ -72,9 +72,6 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=None, help="text length (default: gap.max_length)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    parser.add_argument("--compare-dense", type=int, default=0, metavar="ROUNDS",
-                        help="also time the step with a tied embedding's dense gradient (autograd's own), "
-                             "alternating with the sparse rows ROUNDS times, and print the ratio")
     args = parser.parse_args()
     params = load_params()
     configure_cpu(params.runtime.threads)
@@ -92,23 +89,6 @@ def main() -> None:
     print(f"{args.model or args.config} on {args.device} in {args.dtype}, {tokens} tokens: step {median:.3f} s "
           f"(median of 8; first {first:.3f} s), {gflop / median:.1f} GFLOP/s; matmul peak {peak:.1f} GFLOP/s: "
           f"{gflop / median / peak:.1%} of the peak")
-    if args.compare_dense:
-        compare_dense(model, ids, params, args.compare_dense, gflop, peak)
-
-
-def compare_dense(model: torch.nn.Module, ids: torch.Tensor, params, rounds: int, gflop: float, peak: float) -> None:
-    """The step with the embedding's sparse rows against autograd's dense gradient, alternated in one process."""
-    medians: dict[bool, list[float]] = {True: [], False: []}
-    for _ in range(rounds):
-        for sparse in (False, True):
-            medians[sparse].append(time_gap_steps(model, ids, params.gap.lr, params.gap.betas,
-                                                  sparse_embedding_rows=sparse)[0])
-    for sparse, label in ((False, "dense embedding gradient"), (True, "sparse embedding rows")):
-        best = min(medians[sparse])
-        print(f"{label}: medians {', '.join(f'{m:.3f}' for m in medians[sparse])} s; best {best:.3f} s = "
-              f"{gflop / best / peak:.1%} of the peak")
-    ratios = [d / s for d, s in zip(medians[False], medians[True], strict=True)]
-    print(f"dense / sparse, round by round: {', '.join(f'{r:.2f}x' for r in ratios)}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,7 @@
-import copy
 import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from gap_pipeline.core.params import parse_params
 from gap_pipeline.gap.ascent import (
@@ -13,7 +11,6 @@ from gap_pipeline.gap.ascent import (
     encode_text,
     gradient_ascent,
     make_optimizer,
-    sparse_embedding_gradient,
     text_loss,
 )
 
@@ -130,45 +127,3 @@ def test_encode_text_truncates_to_max_length():
 def test_encode_text_names_a_degenerate_text():
     with pytest.raises(DegenerateTextError, match="doc_id=42"):
         encode_text(_CharTokenizer(), "a", max_length=16, doc_id=42)
-
-
-def _tied_model() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
-    return LlamaForCausalLM(config)
-
-
-def test_a_tied_embedding_sends_back_sparse_rows_and_the_weight_gets_the_same_dense_gradient(input_ids):
-    model = _tied_model()
-    embedding = model.get_input_embeddings()
-    assert model.get_output_embeddings().weight is embedding.weight
-    model(input_ids=input_ids, labels=input_ids).loss.backward()
-    dense = embedding.weight.grad.clone()
-    model.zero_grad(set_to_none=True)
-    with sparse_embedding_gradient(model) as switched:
-        assert switched and embedding.sparse
-        model(input_ids=input_ids, labels=input_ids).loss.backward()
-    assert not embedding.sparse  # put back as it was
-    grad = embedding.weight.grad
-    assert not grad.is_sparse
-    assert torch.allclose(grad, dense, atol=1e-7, rtol=1e-6)
-    assert not torch.equal(grad[input_ids[0]], torch.zeros_like(grad[input_ids[0]]))
-
-
-def test_an_untied_embedding_keeps_its_dense_gradient(tiny_model):
-    assert tiny_model.get_output_embeddings().weight is not tiny_model.get_input_embeddings().weight
-    with sparse_embedding_gradient(tiny_model) as switched:
-        assert not switched and not tiny_model.get_input_embeddings().sparse
-
-
-def test_ascent_with_sparse_embedding_rows_gives_the_dense_ascents_weights(input_ids, gap_params):
-    model = _tied_model()
-    dense_model = copy.deepcopy(model)
-    sparse = gradient_ascent(model, input_ids, 3, gap_params.lr * 100, gap_params.betas)
-    dense = gradient_ascent(dense_model, input_ids, 3, gap_params.lr * 100, gap_params.betas,
-                            sparse_embedding_rows=False)
-    assert [log.loss for log in sparse.logs] == pytest.approx([log.loss for log in dense.logs], rel=1e-6)
-    for (name, p), q in zip(model.named_parameters(), dense_model.parameters(), strict=True):
-        assert torch.allclose(p, q, atol=1e-6), name
-    assert not model.get_input_embeddings().sparse

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -79,36 +78,6 @@ def make_optimizer(model: PreTrainedModel, lr: float, betas: tuple[float, float]
     return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, fused=True)
 
 
-@contextmanager
-def sparse_embedding_gradient(model: PreTrainedModel) -> Iterator[bool]:
-    """Within it, the input embedding sends back only the rows the text uses, when the output head shares its weight.
-
-    Its backward otherwise makes a vocabulary x hidden tensor of zeros (671 MB for Gemma-3's 262k tokens), writes
-    the text's few hundred rows into it and adds the whole of it to the head's gradient of the same shape: on a
-    CPU that memory traffic took about a third of Gemma's step. The sum is the same: the head's dense gradient
-    arrives first (the embedding is the first op of the forward, so the last of the backward) and the rows are
-    added into it. An untied embedding keeps its dense gradient, which Adam needs (rows the text does not use
-    still move with their momentum). Yields whether the embedding was switched.
-    """
-    embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
-    tied = isinstance(embedding, torch.nn.Embedding) and head is not None and head.weight is embedding.weight
-    before = embedding.sparse if tied else False
-    if tied:
-        embedding.sparse = True
-    try:
-        yield tied
-    finally:
-        if tied:
-            embedding.sparse = before
-
-
-def _dense_gradients(model: torch.nn.Module) -> None:
-    """Adam takes dense gradients only: a sparse one (a model whose head read its weight first) is made dense."""
-    for p in model.parameters():
-        if p.grad is not None and p.grad.is_sparse:
-            p.grad = p.grad.to_dense()
-
-
 @torch.no_grad()
 def text_loss(model: PreTrainedModel, input_ids: torch.Tensor) -> float:
     return model(input_ids=input_ids, labels=input_ids).loss.item()
@@ -148,23 +117,14 @@ def gradient_ascent(
     betas: tuple[float, float],
     loss_ceiling: float | None = None,
     on_step: Callable[[StepLog, PreTrainedModel], None] | None = None,
-    sparse_embedding_rows: bool = True,
 ) -> AscentResult:
     """Post-train ``model`` in place for up to ``steps`` ascent steps.
 
     Each forward pass both measures the weights of the previous update and starts the next one, so checking
     the loss costs nothing extra. A loss that is non-finite or above ``loss_ceiling`` stops the ascent and
     puts back the last weights whose loss passed: a diverged model never leaves this function. ``on_step``
-    sees every accepted step, step 0 (the untouched model) included. ``sparse_embedding_rows`` False keeps a tied
-    embedding's gradient dense, as autograd makes it (the same sums, slower: benchmarks compare the two).
+    sees every accepted step, step 0 (the untouched model) included.
     """
-    with sparse_embedding_gradient(model) if sparse_embedding_rows else nullcontext():
-        result = _ascend(model, input_ids, steps, lr, betas, loss_ceiling, on_step)
-    model.eval()
-    return result
-
-
-def _ascend(model, input_ids, steps, lr, betas, loss_ceiling, on_step) -> AscentResult:
     model.train()
     disable_dropout(model)
     optimizer = make_optimizer(model, lr, betas)
@@ -192,7 +152,6 @@ def _ascend(model, input_ids, steps, lr, betas, loss_ceiling, on_step) -> Ascent
         if step < steps:
             # The optimizer minimises; negating the loss makes it climb the text's loss instead.
             (-loss).backward()
-            _dense_gradients(model)
             accepted = snapshot_weights(model, into=accepted)
         if on_step is not None:
             hook_start = time.perf_counter()
@@ -203,4 +162,5 @@ def _ascend(model, input_ids, steps, lr, betas, loss_ceiling, on_step) -> Ascent
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - start
+    model.eval()
     return result
