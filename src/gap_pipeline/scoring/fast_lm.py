@@ -74,6 +74,11 @@ class FastLM(HFLM):
             return self.model.get_decoder()(**inputs, use_cache=use_cache)
 
     @property
+    def _sliding_window(self) -> int | None:
+        """Positions a sliding-window layer keeps (None: the model has no such layer)."""
+        return getattr(self.model.config.get_text_config(decoder=True), "sliding_window", None)
+
+    @property
     def _cap(self) -> float | None:
         return getattr(self.model.config, "final_logit_softcapping", None)
 
@@ -119,7 +124,8 @@ class FastLM(HFLM):
         kept = self.prompts.take(groups)  # read during generation
         fresh = [c for c in groups if c not in kept]
         packed = [c for c in fresh if self._packable(c, [requests[i][2] for i in groups[c]])]
-        cached = [c for c in fresh if c not in set(packed)]  # read once, each choice continuing from its cache
+        packable = set(packed)
+        cached = [c for c in fresh if c not in packable]  # read once, each choice continuing from its cache
         per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         pending = PendingScores.empty()
@@ -154,7 +160,7 @@ class FastLM(HFLM):
         """
         if self.model.config._attn_implementation not in ("sdpa", "eager"):
             return False
-        window = getattr(self.model.config.get_text_config(decoder=True), "sliding_window", None)
+        window = self._sliding_window
         return not window or len(context) + max(len(c) - 1 for c in continuations) <= window - 1
 
     def _score_packed(self, contexts, groups, requests, pending: PendingScores) -> int:
@@ -224,7 +230,7 @@ class FastLM(HFLM):
 
         None when per-row caches cannot be had: an empty prompt, or one longer than a sliding-window layer keeps.
         """
-        window = getattr(self.model.config.get_text_config(decoder=True), "sliding_window", None)
+        window = self._sliding_window
         if min(map(len, rows)) == 0 or (window and max(map(len, rows)) > window - 1):
             return None
         states: list[PromptState | None] = [None] * len(rows)
