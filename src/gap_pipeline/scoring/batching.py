@@ -101,9 +101,7 @@ class PendingScores:
 
     def add(self, request: int, hidden: torch.Tensor, targets: Sequence[int]) -> None:
         """Queue one request's positions: ``hidden[k]`` predicts ``targets[k]``."""
-        self.hidden.append(hidden)
-        self.targets.extend(targets)
-        self.owners.extend([request] * len(targets))
+        self.extend(hidden, targets, [request] * len(targets))
 
     def extend(self, hidden: torch.Tensor, targets: Sequence[int], owners: Sequence[int]) -> None:
         """Queue many requests' positions at once: ``hidden[k]`` predicts ``targets[k]`` for ``owners[k]``."""

@@ -123,7 +123,8 @@ class FastLM(HFLM):
         groups = group_by_context(requests, self.max_length)
         kept = self.prompts.take(groups)  # read during generation
         fresh = [c for c in groups if c not in kept]
-        packed = [c for c in fresh if self._packable(c, [requests[i][2] for i in groups[c]])]
+        continuations = {c: [requests[i][2] for i in groups[c]] for c in fresh}
+        packed = [c for c in fresh if self._packable(c, continuations[c])]
         packable = set(packed)
         cached = [c for c in fresh if c not in packable]  # read once, each choice continuing from its cache
         per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
@@ -131,7 +132,7 @@ class FastLM(HFLM):
         pending = PendingScores.empty()
         bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring choices (shared context)")
         # Rows of similar length share a pass, so little of it is padding; the longest go first.
-        lengths = [packed_length(c, [requests[i][2] for i in groups[c]]) for c in packed]
+        lengths = [packed_length(c, continuations[c]) for c in packed]
         passes = [("packed", [packed[i] for i in chunk]) for chunk in length_chunks(lengths, max_rows=per_batch)]
         passes += [("cached", [cached[i] for i in chunk])
                    for chunk in length_chunks([len(c) for c in cached], max_rows=per_batch)]
