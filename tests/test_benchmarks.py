@@ -34,3 +34,19 @@ def test_gap_step_script_prints_its_share_of_the_peak(tiny_model_dir):
     step, rate, peak, share = map(float, match.groups())
     # A tiny model's share is a fraction of a percent, printed as 0.0% on a busy machine: check the arithmetic.
     assert step > 0 and peak > 0 and share == pytest.approx(100 * rate / peak, abs=0.1), result.stdout
+
+
+def test_vocabulary_blocks_script_prints_every_shape_against_the_first():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/vocabulary_blocks.py", "--vocabulary", "300", "--hidden", "16",
+         "--positions", "40", "--rounds", "2"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
+    )
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"^\s+(\d+) x (\d+)\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x", result.stdout, re.MULTILINE)
+    assert len(rows) == 7, result.stdout
+    assert rows[0][:2] == ("512", "4096") and float(rows[0][4]) == 1.0
+    first = float(rows[0][2])
+    for _, _, ms, _, ratio in rows:  # each ratio is the first shape's median over this one's
+        assert float(ms) > 0 and float(ratio) == pytest.approx(first / float(ms), rel=0.05, abs=0.01)
