@@ -11,7 +11,13 @@ from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-from gap_pipeline.scoring.batching import fit_context, group_by_context, is_left_padded, pack_choices
+from gap_pipeline.scoring.batching import (
+    fit_context,
+    group_by_context,
+    is_left_padded,
+    pack_choices,
+    split_repeats,
+)
 from gap_pipeline.scoring.fast_lm import FastLM
 from gap_pipeline.scoring.kv_cache import merge_rows, split_rows
 from gap_pipeline.scoring.vocabulary import reduce_vocabulary
@@ -80,6 +86,33 @@ def test_the_other_paths_give_hflms_answers(models, path):
         fast.model.set_attn_implementation("eager")
         assert fast._packable((1,), [[2, 3]])
     _match_hflm(hflm, fast, _multiple_choice_requests())
+
+
+def test_a_repeated_choice_gets_the_same_answer_as_its_first_copy(models):
+    # mathqa lists the same choice twice in some questions: HFLM's copies tie to the bit and argmax keeps the
+    # first; ours must not let a later copy round above it, and need not score it twice.
+    hflm, fast = models
+    context = "w5 w9 w17 w3"
+    choices = [" w8 w2 w40", " w11 w2", " w8 w2 w40", " w7", " w11 w2"]
+    requests = [Instance("loglikelihood", {}, (context, c), idx=0) for c in choices]
+    tokens = fast.model.get_decoder().register_forward_pre_hook(
+        lambda module, args, kwargs: read.append(kwargs["input_ids"].shape), with_kwargs=True)
+    read: list = []
+    got = fast.loglikelihood(requests)
+    tokens.remove()
+    assert got[2] == got[0] and got[4] == got[1]  # the same floats, not merely close ones
+    _match_hflm(hflm, fast, requests)
+    context_tokens = len(fast.tok_encode(context))
+    distinct = [fast.tok_encode(context + c)[context_tokens:] for c in choices[:2] + choices[3:4]]
+    assert read == [(1, context_tokens + sum(len(d) - 1 for d in distinct))]  # one row, each choice read once
+
+
+def test_split_repeats_maps_each_repeat_to_its_first_copy():
+    requests = [(("a", "x"), [1, 2], [5]), (("a", "y"), [1, 2], [6, 7]), (("a", "x"), [1, 2], [5]),
+                (("b", "x"), [3], [5]), (("a", "y"), [1, 2], [6, 7])]
+    groups, repeats = split_repeats(group_by_context(requests, 100), requests)
+    assert groups == {(1, 2): [0, 1], (3,): [3]}  # the same choice under another context is no repeat
+    assert repeats == {2: 0, 4: 1}
 
 
 def test_pack_choices_lays_out_each_context_with_its_choices():

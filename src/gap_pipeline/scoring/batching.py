@@ -32,6 +32,30 @@ def group_by_context(requests: Sequence[Request], max_length: int) -> dict[tuple
     return groups
 
 
+def split_repeats(
+    groups: dict[tuple[int, ...], list[int]], requests: Sequence[Request]
+) -> tuple[dict[tuple[int, ...], list[int]], dict[int, int]]:
+    """Groups without repeated continuations, and each repeat's first request (``{repeat: first}``).
+
+    Some questions list the same choice twice (mathqa has such questions). HFLM scores both copies to the same bits,
+    so the argmax picks the first; scored at different places in a packed row they could round apart and the
+    later copy win. Scoring each distinct continuation once, and giving its repeats the same answer, keeps
+    HFLM's pick and saves the work.
+    """
+    unique: dict[tuple[int, ...], list[int]] = {}
+    repeats: dict[int, int] = {}
+    for context, indices in groups.items():
+        first: dict[tuple[int, ...], int] = {}
+        for index in indices:
+            continuation = tuple(requests[index][2])
+            if continuation in first:
+                repeats[index] = first[continuation]
+            else:
+                first[continuation] = index
+                unique.setdefault(context, []).append(index)
+    return unique, repeats
+
+
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     """Token ids, attention mask and position ids of left-padded rows (each row's positions start at 0)."""
     width = max(len(r) for r in rows)

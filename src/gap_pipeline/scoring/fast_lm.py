@@ -35,6 +35,7 @@ from gap_pipeline.scoring.batching import (
     pack_choices,
     packed_length,
     positions_of,
+    split_repeats,
 )
 from gap_pipeline.scoring.kv_cache import PromptCache, PromptState, merge_rows, split_rows
 from gap_pipeline.scoring.vocabulary import column_chunks, score_positions, softcap
@@ -45,13 +46,12 @@ class FastLM(HFLM):
     """HFLM with shared-context scoring, scored-position-only vocabulary projection and early-stopping generation."""
 
     def __init__(self, *args: Any, prompt_cache_gb: float = 2.0, generation_batch_size: int = 64,
-                 projection_rows: int = 1024, vocabulary_chunk: int = 1024, **kwargs: Any):
+                 projection_rows: int = 512, vocabulary_chunk: int = 4096, **kwargs: Any):
         """``prompt_cache_gb``: host memory for the prompts kept after generation (0 keeps none).
         ``generation_batch_size``: the fewest rows generated together (``batch_size`` when larger).
         ``projection_rows``: scored positions projected onto the vocabulary together; ``vocabulary_chunk``: the
         columns of the output matrix projected at a time (their logits, ``projection_rows`` x ``vocabulary_chunk``
-        floats, are reduced at once; 4 MiB by default: ``benchmarks/vocabulary_blocks.py`` measured 1024 x 1024
-        blocks at 1.1-1.5x the rate of 512 x 4096 ones on a 2-core CPU, for both packaged models' heads).
+        floats, are reduced at once; 8 MiB by default, small enough to stay in a CPU's cache).
 
         A decoding step reads every weight to produce one token per row, so its cost hardly grows with the rows
         until the batch is large: generating 64 replies together takes far fewer weight reads than 4 batches
@@ -121,7 +121,7 @@ class FastLM(HFLM):
     def _loglikelihood_tokens(
         self, requests: list[Request], disable_tqdm: bool = False, override_bs: int | None = None
     ) -> list[tuple[float, bool]]:
-        groups = group_by_context(requests, self.max_length)
+        groups, repeats = split_repeats(group_by_context(requests, self.max_length), requests)
         kept = self.prompts.take(groups)  # read during generation
         fresh = [c for c in groups if c not in kept]
         continuations = {c: [requests[i][2] for i in groups[c]] for c in fresh}
@@ -148,6 +148,9 @@ class FastLM(HFLM):
             if pending.rows >= self.projection_rows:
                 self._flush(pending, results)
         self._flush(pending, results)
+        for repeat, first in repeats.items():
+            results[repeat] = results[first]
+        bar.update(len(repeats))
         bar.close()
         for (request_str, _, _), answer in zip(requests, results, strict=True):
             if request_str is not None:
