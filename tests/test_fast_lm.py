@@ -95,11 +95,11 @@ def test_a_repeated_choice_gets_the_same_answer_as_its_first_copy(models):
     context = "w5 w9 w17 w3"
     choices = [" w8 w2 w40", " w11 w2", " w8 w2 w40", " w7", " w11 w2"]
     requests = [Instance("loglikelihood", {}, (context, c), idx=0) for c in choices]
-    tokens = fast.model.get_decoder().register_forward_pre_hook(
-        lambda module, args, kwargs: read.append(kwargs["input_ids"].shape), with_kwargs=True)
-    read: list = []
+    read: list = []  # the shape of every pass
+    hook = fast.model.get_decoder().register_forward_pre_hook(
+        lambda module, args, kwargs: read.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
     got = fast.loglikelihood(requests)
-    tokens.remove()
+    hook.remove()
     assert got[2] == got[0] and got[4] == got[1]  # the same floats, not merely close ones
     _match_hflm(hflm, fast, requests)
     context_tokens = len(fast.tok_encode(context))
