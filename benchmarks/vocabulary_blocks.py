@@ -15,6 +15,7 @@ idle machine:
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import time
 
@@ -22,9 +23,18 @@ import torch
 
 from gap_pipeline.core.params import load_params
 from gap_pipeline.core.runtime import configure_cpu
+from gap_pipeline.scoring.fast_lm import FastLM
 from gap_pipeline.scoring.vocabulary import column_chunks, score_positions
 
-SHAPES = [(512, 4096), (1024, 1024), (1024, 512), (2048, 512), (512, 1024), (1024, 2048), (2048, 1024)]
+
+def default_shape() -> tuple[int, int]:
+    """FastLM's own ``projection_rows`` and ``vocabulary_chunk``: the shape every other is compared with."""
+    defaults = inspect.signature(FastLM.__init__).parameters
+    return defaults["projection_rows"].default, defaults["vocabulary_chunk"].default
+
+
+OTHER_SHAPES = [(1024, 1024), (1024, 512), (2048, 512), (512, 1024), (1024, 2048), (2048, 1024), (512, 4096)]
+SHAPES = [default_shape(), *(shape for shape in OTHER_SHAPES if shape != default_shape())]
 
 
 def time_shape(head: torch.nn.Linear, hidden: torch.Tensor, targets: torch.Tensor, rows: int, chunk: int) -> float:

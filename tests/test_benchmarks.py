@@ -11,6 +11,7 @@ from tests.conftest import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 from gap_step import body_matmul_params, step_gflop  # noqa: E402  (a script folder, not a package)
+from vocabulary_blocks import SHAPES, default_shape  # noqa: E402
 
 
 def test_a_step_counts_six_flops_per_matmul_weight_and_token(tiny_model):
@@ -45,8 +46,8 @@ def test_vocabulary_blocks_script_prints_every_shape_against_the_first():
     )
     assert result.returncode == 0, result.stderr
     rows = re.findall(r"^\s+(\d+) x (\d+)\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x", result.stdout, re.MULTILINE)
-    assert len(rows) == 7, result.stdout
-    assert rows[0][:2] == ("512", "4096") and float(rows[0][4]) == 1.0
+    assert len(rows) == len(SHAPES), result.stdout
+    assert tuple(map(int, rows[0][:2])) == default_shape() and float(rows[0][4]) == 1.0  # FastLM's own, first
     first = float(rows[0][2])
     for _, _, ms, _, ratio in rows:  # each ratio is the first shape's median over this one's
         assert float(ms) > 0 and float(ratio) == pytest.approx(first / float(ms), rel=0.05, abs=0.01)
