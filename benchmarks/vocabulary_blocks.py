@@ -34,7 +34,8 @@ def default_shape() -> tuple[int, int]:
 
 
 OTHER_SHAPES = [(1024, 1024), (1024, 512), (2048, 512), (512, 1024), (1024, 2048), (2048, 1024), (512, 4096)]
-SHAPES = [default_shape(), *(shape for shape in OTHER_SHAPES if shape != default_shape())]
+DEFAULT_SHAPE = default_shape()
+SHAPES = [DEFAULT_SHAPE, *(shape for shape in OTHER_SHAPES if shape != DEFAULT_SHAPE)]
 
 
 def time_shape(head: torch.nn.Linear, hidden: torch.Tensor, targets: torch.Tensor, rows: int, chunk: int) -> float:
