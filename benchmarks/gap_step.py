@@ -4,9 +4,10 @@ A step (forward, backward, Adam, the weight snapshot) on a ``--tokens``-token te
 token in its matmuls (forward 2, backward 4; the vocabulary head included, the embedding lookup not); the share of
 the peak says how much of the device the step leaves unused. The weights' values do not change a step's time, so
 a model can be built from its config alone (``--config``), on a machine that holds no weights; ``--model`` loads a
-prepared model directory instead. Examples:
+prepared model directory instead. ``--rounds`` repeats the measurement (peak, then 8 steps) and prints the
+spread: on a shared VM one round's share moves by 10 points or more. Examples:
 
-    .venv/bin/python benchmarks/gap_step.py --model models/base
+    .venv/bin/python benchmarks/gap_step.py --model models/base --rounds 5
     python benchmarks/gap_step.py --config models/reference/gemma3-270m/config.json --device cuda --dtype bfloat16
 """
 
@@ -72,7 +73,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=None, help="text length (default: gap.max_length)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure the peak and 8 steps this many times, one after the other, and print each "
+                             "round's share with their median and range")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, not {args.rounds}")
     params = load_params()
     configure_cpu(params.runtime.threads)
     dtype, tokens = getattr(torch, args.dtype), args.tokens or params.gap.max_length
@@ -82,13 +88,20 @@ def main() -> None:
     else:
         config = AutoConfig.from_pretrained(args.config.parent)
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(args.device)
-    peak = matmul_peak_gflops(dtype, args.device)
     ids = torch.randint(0, model.get_input_embeddings().weight.shape[0], (1, tokens), device=args.device)
-    median, first = time_gap_steps(model, ids, params.gap.lr, params.gap.betas)
-    gflop = step_gflop(model, tokens)
-    print(f"{args.model or args.config} on {args.device} in {args.dtype}, {tokens} tokens: step {median:.3f} s "
-          f"(median of 8; first {first:.3f} s), {gflop / median:.1f} GFLOP/s; matmul peak {peak:.1f} GFLOP/s: "
-          f"{gflop / median / peak:.1%} of the peak")
+    gflop, shares = step_gflop(model, tokens), []
+    for round_ in range(1, args.rounds + 1):
+        # The peak is measured again each round, beside its steps: the machine's speed drifts between rounds.
+        peak = matmul_peak_gflops(dtype, args.device)
+        median, first = time_gap_steps(model, ids, params.gap.lr, params.gap.betas)
+        shares.append(gflop / median / peak)
+        print(f"{'' if args.rounds == 1 else f'round {round_}: '}{args.model or args.config} on {args.device} in "
+              f"{args.dtype}, {tokens} tokens: step {median:.3f} s (median of 8; first {first:.3f} s), "
+              f"{gflop / median:.1f} GFLOP/s; matmul peak {peak:.1f} GFLOP/s: {shares[-1]:.1%} of the peak",
+              flush=True)
+    if args.rounds > 1:
+        print(f"share of the peak over {args.rounds} rounds: median {statistics.median(shares):.1%}, "
+              f"min {min(shares):.1%}, max {max(shares):.1%}")
 
 
 if __name__ == "__main__":

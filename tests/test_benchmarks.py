@@ -37,6 +37,21 @@ def test_gap_step_script_prints_its_share_of_the_peak(tiny_model_dir):
     assert step > 0 and peak > 0 and share == pytest.approx(100 * rate / peak, abs=0.1), result.stdout
 
 
+def test_gap_step_rounds_print_each_share_and_their_spread(tiny_model_dir):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16",
+         "--rounds", "3"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
+    )
+    assert result.returncode == 0, result.stderr
+    shares = [float(x) for x in re.findall(r"^round \d: .*: ([\d.]+)% of the peak$", result.stdout, re.MULTILINE)]
+    assert len(shares) == 3, result.stdout
+    summary = re.search(r"over 3 rounds: median ([\d.]+)%, min ([\d.]+)%, max ([\d.]+)%", result.stdout)
+    assert summary, result.stdout
+    assert tuple(map(float, summary.groups())) == (sorted(shares)[1], min(shares), max(shares))
+
+
 def test_vocabulary_blocks_script_prints_every_shape_against_the_first():
     result = subprocess.run(
         [sys.executable, "benchmarks/vocabulary_blocks.py", "--vocabulary", "300", "--hidden", "16",
@@ -51,3 +66,31 @@ def test_vocabulary_blocks_script_prints_every_shape_against_the_first():
     first = float(rows[0][2])
     for _, _, ms, _, ratio in rows:  # each ratio is the first shape's median over this one's
         assert float(ms) > 0 and float(ratio) == pytest.approx(first / float(ms), rel=0.05, abs=0.01)
+
+
+def test_eval_speed_rounds_print_each_rate_ratio_and_its_spread(tiny_model_dir):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/eval_speed.py", "--model", str(tiny_model_dir), "--limit", "2",
+         "--tasks", "copa", "--rounds", "3"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
+    )
+    assert result.returncode == 0, result.stderr
+    # Each round's row: its speed-up and work ratio give its rate ratio (speed-up = work ratio x rate ratio).
+    rows = re.findall(r"^copa #(\d)\s+\d+\s+[\d.]+\s+[\d.]+\s+([\d.]+)x.*\s([\d.]+)x$", result.stdout, re.MULTILINE)
+    assert [int(r[0]) for r in rows] == [1, 2, 3], result.stdout
+    expected = [float(speedup) / float(work) for _, speedup, work in rows]
+    summary = re.search(r"^copa\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d)/3$",
+                        result.stdout, re.MULTILINE)
+    assert summary, result.stdout
+    *ratios, median, low, high = map(float, summary.groups()[:6])
+    assert ratios == pytest.approx(expected, rel=0.02)
+    assert (median, low, high) == (sorted(ratios)[1], min(ratios), max(ratios))
+    assert int(summary.group(7)) == sum(x >= 1 for x in ratios)
+
+
+def test_eval_speed_refuses_fewer_than_one_round():
+    result = subprocess.run([sys.executable, "benchmarks/eval_speed.py", "--rounds", "0"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=120,
+                            env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")})
+    assert result.returncode == 2 and "--rounds must be at least 1, not 0" in result.stderr
