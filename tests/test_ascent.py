@@ -1,13 +1,18 @@
+import contextlib
+import copy
 import math
 
 import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from gap_pipeline.core.params import parse_params
+from gap_pipeline.gap import ascent
 from gap_pipeline.gap.ascent import (
     DegenerateTextError,
     DivergenceError,
     disable_dropout,
+    embedding_rows_gradient,
     encode_text,
     gradient_ascent,
     make_optimizer,
@@ -127,3 +132,56 @@ def test_encode_text_truncates_to_max_length():
 def test_encode_text_names_a_degenerate_text():
     with pytest.raises(DegenerateTextError, match="doc_id=42"):
         encode_text(_CharTokenizer(), "a", max_length=16, doc_id=42)
+
+
+def _tied_model() -> LlamaForCausalLM:
+    """A tiny Llama whose head shares the input embedding's weight, as SmolLM2's and Gemma-3's do."""
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, pad_token_id=0)
+    return LlamaForCausalLM(config)
+
+
+def test_a_tied_embedding_adds_its_rows_into_the_heads_gradient(input_ids):
+    model = _tied_model()
+    ids = input_ids.clone()
+    ids[0, :3] = 0  # the padding row: the embedding's backward leaves it out either way
+    embedding = model.get_input_embeddings()
+    shared = embedding.weight
+    model(input_ids=ids, labels=ids).loss.backward()
+    dense = shared.grad.clone()
+    model.zero_grad(set_to_none=True)
+    with embedding_rows_gradient(model) as switched:
+        assert switched and embedding.weight is not shared and embedding.weight.data_ptr() == shared.data_ptr()
+        model(input_ids=ids, labels=ids).loss.backward()
+    assert embedding.weight is shared is model.get_output_embeddings().weight and not embedding.sparse
+    assert not shared.grad.is_sparse and [p for p in model.parameters() if p is shared] == [shared]
+    torch.testing.assert_close(shared.grad, dense, atol=1e-7, rtol=1e-6)
+    # The rows matter: the head's gradient alone (embeddings fed in, cut from the weight) is clearly another.
+    model.zero_grad(set_to_none=True)
+    model(inputs_embeds=embedding(ids).detach(), labels=ids).loss.backward()
+    assert not torch.allclose(shared.grad, dense, atol=1e-4, rtol=1e-3)
+
+
+def test_an_untied_embedding_keeps_its_own_gradient(tiny_model):
+    embedding = tiny_model.get_input_embeddings()
+    assert tiny_model.get_output_embeddings().weight is not embedding.weight
+    weight = embedding.weight
+    with embedding_rows_gradient(tiny_model) as switched:
+        assert not switched and embedding.weight is weight and not embedding.sparse
+
+
+def test_an_ascent_with_embedding_rows_ends_at_autograds_weights(input_ids, gap_params, monkeypatch):
+    model = _tied_model()
+    reference = copy.deepcopy(model)
+    gradient_ascent(model, input_ids, 3, gap_params.lr * 100, gap_params.betas)
+
+    @contextlib.contextmanager
+    def autograd_sum(_model):
+        yield False
+
+    monkeypatch.setattr(ascent, "embedding_rows_gradient", autograd_sum)
+    gradient_ascent(reference, input_ids, 3, gap_params.lr * 100, gap_params.betas)
+    for (name, a), (_, b) in zip(model.named_parameters(), reference.named_parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    assert model.get_input_embeddings().weight is model.get_output_embeddings().weight

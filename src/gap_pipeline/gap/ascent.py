@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -78,6 +79,38 @@ def make_optimizer(model: PreTrainedModel, lr: float, betas: tuple[float, float]
     return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, fused=True)
 
 
+@contextmanager
+def embedding_rows_gradient(model: torch.nn.Module) -> Iterator[bool]:
+    """Within it, a tied input embedding's backward adds only the text's rows to the shared weight's gradient.
+
+    Autograd otherwise sums the two uses of a tied weight out of place: the embedding's backward fills a
+    vocabulary x hidden tensor of zeros, writes the text's few hundred rows into it, and adds the whole of it to
+    the head's gradient of the same shape, making a third. For Gemma-3's 262k-token vocabulary each is 671 MB,
+    moved on every step for a few hundred rows. Here the embedding reads the same storage through a second
+    Parameter that sends back sparse rows, and on leaving they are added into the head's dense gradient in place.
+    The sum is autograd's (each row's contributions are added in another order, so the last bits may differ).
+    An untied embedding is left alone: its gradient is its own, and Adam needs every row of it. Yields whether
+    the embedding was switched.
+    """
+    embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
+    shared = getattr(embedding, "weight", None)
+    if not (isinstance(embedding, torch.nn.Embedding) and head is not None and head.weight is shared):
+        yield False
+        return
+    alias, sparse = torch.nn.Parameter(shared.detach()), embedding.sparse  # detach(): the same storage, no copy
+    embedding.weight, embedding.sparse = alias, True
+    try:
+        yield True
+    finally:
+        embedding.weight, embedding.sparse = shared, sparse
+        if alias.grad is not None:
+            with torch.no_grad():
+                if shared.grad is None:
+                    shared.grad = alias.grad.to_dense()
+                else:
+                    shared.grad.add_(alias.grad)
+
+
 @torch.no_grad()
 def text_loss(model: PreTrainedModel, input_ids: torch.Tensor) -> float:
     return model(input_ids=input_ids, labels=input_ids).loss.item()
@@ -134,9 +167,12 @@ def gradient_ascent(
     seconds = None
     for step in trange(0, steps + 1, desc="GAP steps", unit="step", disable=steps == 0):
         start = time.perf_counter()
-        with torch.set_grad_enabled(step < steps):  # the last pass only measures
+        with torch.set_grad_enabled(step < steps), embedding_rows_gradient(model):  # the last pass only measures
             loss = model(input_ids=input_ids, labels=input_ids).loss
-        value = loss.item()  # syncs CUDA, so the step time below is real
+            value = loss.item()  # syncs CUDA, so the step time below is real
+            if step < steps and _within(value, loss_ceiling):
+                # The optimizer minimises; negating the loss makes it climb the text's loss instead.
+                (-loss).backward()
         if not _within(value, loss_ceiling):
             if step == 0:
                 raise DivergenceError(
@@ -150,8 +186,6 @@ def gradient_ascent(
         log = StepLog(step, value, seconds, None if seconds is None else input_ids.numel() / seconds)
         result.logs.append(log)
         if step < steps:
-            # The optimizer minimises; negating the loss makes it climb the text's loss instead.
-            (-loss).backward()
             accepted = snapshot_weights(model, into=accepted)
         if on_step is not None:
             hook_start = time.perf_counter()
