@@ -5,9 +5,12 @@ token in its matmuls (forward 2, backward 4; the vocabulary head included, the e
 the peak says how much of the device the step leaves unused. The weights' values do not change a step's time, so
 a model can be built from its config alone (``--config``), on a machine that holds no weights; ``--model`` loads a
 prepared model directory instead. ``--rounds`` repeats the measurement (peak, then 8 steps) and prints the
-spread: on a shared VM one round's share moves by 10 points or more. Examples:
+spread: on a shared VM one round's share moves by 10 points or more. ``--compare-autograd`` also times, in each
+round, the step as it ran before a tied embedding sent back only its rows (autograd's dense sum), to show what
+that change buys. Examples:
 
     .venv/bin/python benchmarks/gap_step.py --model models/base --rounds 5
+    .venv/bin/python benchmarks/gap_step.py --model models/reference/gemma3-270m --rounds 6 --compare-autograd
     python benchmarks/gap_step.py --config models/reference/gemma3-270m/config.json --device cuda --dtype bfloat16
 """
 
@@ -16,13 +19,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from gap_pipeline.core.params import load_params
 from gap_pipeline.core.runtime import configure_cpu
+from gap_pipeline.gap import ascent
 from gap_pipeline.gap.ascent import gradient_ascent
 from gap_pipeline.models import count_parameters, load_model
 
@@ -65,6 +72,19 @@ def time_gap_steps(model: torch.nn.Module, ids: torch.Tensor, lr: float, betas: 
     return statistics.median(seconds), seconds[0]
 
 
+@contextmanager
+def autograd_sum(model: torch.nn.Module) -> Iterator[bool]:
+    """In place of ``ascent.embedding_rows_gradient``: a tied weight's gradient summed by autograd, dense."""
+    yield False
+
+
+def time_with_autograd_sum(model: torch.nn.Module, ids: torch.Tensor, lr: float,
+                           betas: list[float]) -> tuple[float, float]:
+    """``time_gap_steps`` as the step ran before tied embeddings sent back rows: the reference for the A/B."""
+    with mock.patch.object(ascent, "embedding_rows_gradient", autograd_sum):
+        return time_gap_steps(model, ids, lr, betas)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -76,6 +96,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure the peak and 8 steps this many times, one after the other, and print each "
                              "round's share with their median and range")
+    parser.add_argument("--compare-autograd", action="store_true",
+                        help="each round also times the step with autograd summing a tied embedding's gradient "
+                             "(dense), alternating which goes first, and prints its time over ours")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, not {args.rounds}")
@@ -89,16 +112,27 @@ def main() -> None:
         config = AutoConfig.from_pretrained(args.config.parent)
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(args.device)
     ids = torch.randint(0, model.get_input_embeddings().weight.shape[0], (1, tokens), device=args.device)
-    gflop, shares = step_gflop(model, tokens), []
+    gflop, shares, ratios = step_gflop(model, tokens), [], []
     for round_ in range(1, args.rounds + 1):
         # The peak is measured again each round, beside its steps: the machine's speed drifts between rounds.
         peak = matmul_peak_gflops(dtype, args.device)
+        if args.compare_autograd and round_ % 2 == 0:  # even rounds time autograd's sum first
+            dense = time_with_autograd_sum(model, ids, params.gap.lr, params.gap.betas)[0]
         median, first = time_gap_steps(model, ids, params.gap.lr, params.gap.betas)
+        if args.compare_autograd and round_ % 2 == 1:
+            dense = time_with_autograd_sum(model, ids, params.gap.lr, params.gap.betas)[0]
+        if args.compare_autograd:
+            ratios.append(dense / median)
+            print(f"round {round_}: with autograd's dense sum of the tied embedding's gradient: step {dense:.3f} s, "
+                  f"{ratios[-1]:.3f}x ours")
         shares.append(gflop / median / peak)
         print(f"{'' if args.rounds == 1 else f'round {round_}: '}{args.model or args.config} on {args.device} in "
               f"{args.dtype}, {tokens} tokens: step {median:.3f} s (median of 8; first {first:.3f} s), "
               f"{gflop / median:.1f} GFLOP/s; matmul peak {peak:.1f} GFLOP/s: {shares[-1]:.1%} of the peak",
               flush=True)
+    if ratios:
+        print(f"autograd's dense sum over ours, {len(ratios)} rounds: median {statistics.median(ratios):.3f}x, "
+              f"min {min(ratios):.3f}x, max {max(ratios):.3f}x")
     if args.rounds > 1:
         print(f"share of the peak over {args.rounds} rounds: median {statistics.median(shares):.1%}, "
               f"min {min(shares):.1%}, max {max(shares):.1%}")

@@ -52,6 +52,22 @@ def test_gap_step_rounds_print_each_share_and_their_spread(tiny_model_dir):
     assert tuple(map(float, summary.groups())) == (sorted(shares)[1], min(shares), max(shares))
 
 
+def test_gap_step_compare_autograd_prints_each_rounds_ratio_and_their_spread(tiny_model_dir):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16",
+         "--rounds", "3", "--compare-autograd"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
+    )
+    assert result.returncode == 0, result.stderr
+    ratios = [float(x) for x in re.findall(r"^round \d: with autograd's .*: step [\d.]+ s, ([\d.]+)x ours$",
+                                           result.stdout, re.MULTILINE)]
+    assert len(ratios) == 3, result.stdout
+    summary = re.search(r"3 rounds: median ([\d.]+)x, min ([\d.]+)x, max ([\d.]+)x", result.stdout)
+    assert summary, result.stdout
+    assert tuple(map(float, summary.groups())) == (sorted(ratios)[1], min(ratios), max(ratios))
+
+
 def test_vocabulary_blocks_script_prints_every_shape_against_the_first():
     result = subprocess.run(
         [sys.executable, "benchmarks/vocabulary_blocks.py", "--vocabulary", "300", "--hidden", "16",
