@@ -122,7 +122,7 @@ def compare_task(task: str, models: dict[str, tuple[torch.nn.Module, MatmulWork]
                       for x, y in zip(a["loglikelihoods"], b["loglikelihoods"], strict=True))
         metric = "acc"
     return {
-        "task": task, "hf_first": hf_first, "examples": len(hf), "same": same / len(hf), "largest_ll_diff": largest,
+        "task": task, "examples": len(hf), "same": same / len(hf), "largest_ll_diff": largest,
         "hf_s": out["hf"]["seconds"], "fast_s": out["fast"]["seconds"],
         "work_ratio": out["hf"]["gflop"] / out["fast"]["gflop"],
         "hf_gflops": out["hf"]["gflop"] / out["hf"]["seconds"],

@@ -113,15 +113,15 @@ def main() -> None:
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(args.device)
     ids = torch.randint(0, model.get_input_embeddings().weight.shape[0], (1, tokens), device=args.device)
     gflop, shares, ratios = step_gflop(model, tokens), [], []
+    timers = {"ours": time_gap_steps} | ({"autograd": time_with_autograd_sum} if args.compare_autograd else {})
     for round_ in range(1, args.rounds + 1):
         # The peak is measured again each round, beside its steps: the machine's speed drifts between rounds.
         peak = matmul_peak_gflops(dtype, args.device)
-        if args.compare_autograd and round_ % 2 == 0:  # even rounds time autograd's sum first
-            dense = time_with_autograd_sum(model, ids, params.gap.lr, params.gap.betas)[0]
-        median, first = time_gap_steps(model, ids, params.gap.lr, params.gap.betas)
-        if args.compare_autograd and round_ % 2 == 1:
-            dense = time_with_autograd_sum(model, ids, params.gap.lr, params.gap.betas)[0]
-        if args.compare_autograd:
+        order = list(timers) if round_ % 2 == 1 else list(timers)[::-1]  # even rounds time autograd's sum first
+        times = {name: timers[name](model, ids, params.gap.lr, params.gap.betas) for name in order}
+        median, first = times["ours"]
+        if "autograd" in times:
+            dense = times["autograd"][0]
             ratios.append(dense / median)
             print(f"round {round_}: with autograd's dense sum of the tied embedding's gradient: step {dense:.3f} s, "
                   f"{ratios[-1]:.3f}x ours")
