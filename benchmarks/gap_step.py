@@ -19,17 +19,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from gap_pipeline.core.params import load_params
 from gap_pipeline.core.runtime import configure_cpu
-from gap_pipeline.gap import ascent
 from gap_pipeline.gap.ascent import gradient_ascent
 from gap_pipeline.models import count_parameters, load_model
 
@@ -62,27 +58,14 @@ def step_gflop(model: torch.nn.Module, tokens: int) -> float:
 
 
 def time_gap_steps(model: torch.nn.Module, ids: torch.Tensor, lr: float, betas: list[float],
-                   updates: int = 8) -> tuple[float, float]:
+                   updates: int = 8, embedding_rows: bool = True) -> tuple[float, float]:
     """Median and first seconds of ``updates`` GAP steps on ``ids``; post-trains ``model`` in place.
 
     The first step also allocates Adam's state and warms the allocator, so the median is the step time of a run.
     """
-    result = gradient_ascent(model, ids, updates, lr, betas)
+    result = gradient_ascent(model, ids, updates, lr, betas, embedding_rows=embedding_rows)
     seconds = [log.seconds for log in result.logs[1:]]
     return statistics.median(seconds), seconds[0]
-
-
-@contextmanager
-def autograd_sum(model: torch.nn.Module) -> Iterator[bool]:
-    """In place of ``ascent.embedding_rows_gradient``: a tied weight's gradient summed by autograd, dense."""
-    yield False
-
-
-def time_with_autograd_sum(model: torch.nn.Module, ids: torch.Tensor, lr: float,
-                           betas: list[float]) -> tuple[float, float]:
-    """``time_gap_steps`` as the step ran before tied embeddings sent back rows: the reference for the A/B."""
-    with mock.patch.object(ascent, "embedding_rows_gradient", autograd_sum):
-        return time_gap_steps(model, ids, lr, betas)
 
 
 def main() -> None:
@@ -113,12 +96,13 @@ def main() -> None:
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).to(args.device)
     ids = torch.randint(0, model.get_input_embeddings().weight.shape[0], (1, tokens), device=args.device)
     gflop, shares, ratios = step_gflop(model, tokens), [], []
-    timers = {"ours": time_gap_steps} | ({"autograd": time_with_autograd_sum} if args.compare_autograd else {})
+    variants = {"ours": True} | ({"autograd": False} if args.compare_autograd else {})  # name: embedding_rows
     for round_ in range(1, args.rounds + 1):
         # The peak is measured again each round, beside its steps: the machine's speed drifts between rounds.
         peak = matmul_peak_gflops(dtype, args.device)
-        order = list(timers) if round_ % 2 == 1 else list(timers)[::-1]  # even rounds time autograd's sum first
-        times = {name: timers[name](model, ids, params.gap.lr, params.gap.betas) for name in order}
+        order = list(variants) if round_ % 2 == 1 else list(variants)[::-1]  # even rounds: autograd's sum first
+        times = {name: time_gap_steps(model, ids, params.gap.lr, params.gap.betas, embedding_rows=variants[name])
+                 for name in order}
         median, first = times["ours"]
         if "autograd" in times:
             dense = times["autograd"][0]

@@ -14,6 +14,12 @@ from gap_step import body_matmul_params, step_gflop  # noqa: E402  (a script fol
 from vocabulary_blocks import SHAPES, default_shape  # noqa: E402
 
 
+def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """A benchmark script run as a user runs it, from the project root with the package importable."""
+    return subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")})
+
+
 def test_a_step_counts_six_flops_per_matmul_weight_and_token(tiny_model):
     # The tiny Llama: body matmuls (attention + MLP, no embedding) and an untied 128 x 32 head.
     hidden, inter, kv, layers, vocab = 32, 64, 16, 2, 128
@@ -23,11 +29,7 @@ def test_a_step_counts_six_flops_per_matmul_weight_and_token(tiny_model):
 
 
 def test_gap_step_script_prints_its_share_of_the_peak(tiny_model_dir):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
-    )
+    result = run_script("benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16")
     assert result.returncode == 0, result.stderr
     match = re.search(r"16 tokens: step ([\d.]+) s .*, ([\d.]+) GFLOP/s; matmul peak ([\d.]+) GFLOP/s: "
                       r"([\d.]+)% of the peak", result.stdout)
@@ -38,12 +40,8 @@ def test_gap_step_script_prints_its_share_of_the_peak(tiny_model_dir):
 
 
 def test_gap_step_rounds_print_each_share_and_their_spread(tiny_model_dir):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16",
-         "--rounds", "3"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
-    )
+    result = run_script("benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16",
+                        "--rounds", "3")
     assert result.returncode == 0, result.stderr
     shares = [float(x) for x in re.findall(r"^round \d: .*: ([\d.]+)% of the peak$", result.stdout, re.MULTILINE)]
     assert len(shares) == 3, result.stdout
@@ -53,12 +51,8 @@ def test_gap_step_rounds_print_each_share_and_their_spread(tiny_model_dir):
 
 
 def test_gap_step_compare_autograd_prints_each_rounds_ratio_and_their_spread(tiny_model_dir):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16",
-         "--rounds", "3", "--compare-autograd"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
-    )
+    result = run_script("benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16",
+                        "--rounds", "3", "--compare-autograd")
     assert result.returncode == 0, result.stderr
     ratios = [float(x) for x in re.findall(r"^round \d: with autograd's .*: step [\d.]+ s, ([\d.]+)x ours$",
                                            result.stdout, re.MULTILINE)]
@@ -69,12 +63,8 @@ def test_gap_step_compare_autograd_prints_each_rounds_ratio_and_their_spread(tin
 
 
 def test_vocabulary_blocks_script_prints_every_shape_against_the_first():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/vocabulary_blocks.py", "--vocabulary", "300", "--hidden", "16",
-         "--positions", "40", "--rounds", "2"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
-    )
+    result = run_script("benchmarks/vocabulary_blocks.py", "--vocabulary", "300", "--hidden", "16", "--positions", "40",
+                        "--rounds", "2")
     assert result.returncode == 0, result.stderr
     rows = re.findall(r"^\s+(\d+) x (\d+)\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x", result.stdout, re.MULTILINE)
     assert len(rows) == len(SHAPES), result.stdout
@@ -85,12 +75,8 @@ def test_vocabulary_blocks_script_prints_every_shape_against_the_first():
 
 
 def test_eval_speed_rounds_print_each_rate_ratio_and_its_spread(tiny_model_dir):
-    result = subprocess.run(
-        [sys.executable, "benchmarks/eval_speed.py", "--model", str(tiny_model_dir), "--limit", "2",
-         "--tasks", "copa", "--rounds", "3"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-        env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")},
-    )
+    result = run_script("benchmarks/eval_speed.py", "--model", str(tiny_model_dir), "--limit", "2", "--tasks", "copa",
+                        "--rounds", "3")
     assert result.returncode == 0, result.stderr
     # Each round's row: its speed-up and work ratio give its rate ratio (speed-up = work ratio x rate ratio).
     rows = re.findall(r"^copa #(\d)\s+\d+\s+[\d.]+\s+[\d.]+\s+([\d.]+)x.*\s([\d.]+)x$", result.stdout, re.MULTILINE)
@@ -106,7 +92,5 @@ def test_eval_speed_rounds_print_each_rate_ratio_and_its_spread(tiny_model_dir):
 
 
 def test_eval_speed_refuses_fewer_than_one_round():
-    result = subprocess.run([sys.executable, "benchmarks/eval_speed.py", "--rounds", "0"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=120,
-                            env=os.environ | {"PYTHONPATH": str(PROJECT_ROOT / "src")})
+    result = run_script("benchmarks/eval_speed.py", "--rounds", "0", timeout=120)
     assert result.returncode == 2 and "--rounds must be at least 1, not 0" in result.stderr

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -150,13 +150,16 @@ def gradient_ascent(
     betas: tuple[float, float],
     loss_ceiling: float | None = None,
     on_step: Callable[[StepLog, PreTrainedModel], None] | None = None,
+    embedding_rows: bool = True,
 ) -> AscentResult:
     """Post-train ``model`` in place for up to ``steps`` ascent steps.
 
     Each forward pass both measures the weights of the previous update and starts the next one, so checking
     the loss costs nothing extra. A loss that is non-finite or above ``loss_ceiling`` stops the ascent and
     puts back the last weights whose loss passed: a diverged model never leaves this function. ``on_step``
-    sees every accepted step, step 0 (the untouched model) included.
+    sees every accepted step, step 0 (the untouched model) included. ``embedding_rows=False`` leaves a tied
+    embedding's gradient to autograd's dense sum: the same result, kept as the reference that tests and
+    benchmarks/gap_step.py compare ``embedding_rows_gradient`` with.
     """
     model.train()
     disable_dropout(model)
@@ -167,7 +170,8 @@ def gradient_ascent(
     seconds = None
     for step in trange(0, steps + 1, desc="GAP steps", unit="step", disable=steps == 0):
         start = time.perf_counter()
-        with torch.set_grad_enabled(step < steps), embedding_rows_gradient(model):  # the last pass only measures
+        rows = embedding_rows_gradient(model) if embedding_rows else nullcontext()
+        with torch.set_grad_enabled(step < steps), rows:  # the last pass only measures
             loss = model(input_ids=input_ids, labels=input_ids).loss
             value = loss.item()  # syncs CUDA, so the step time below is real
             if step < steps and _within(value, loss_ceiling):
