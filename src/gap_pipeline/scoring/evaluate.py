@@ -28,6 +28,7 @@ from gap_pipeline.core.tasks import is_dialogue
 from gap_pipeline.models import MODEL_INFO_FILE, load_model
 from gap_pipeline.scoring.dialogue import cut_reply
 from gap_pipeline.scoring.fast_lm import FastLM
+from gap_pipeline.scoring.prompt_templates import cache_prompt_templates
 from gap_pipeline.scoring.task_config import (
     REPLY_LOSS_SUFFIX,
     TaskRun,
@@ -73,6 +74,7 @@ def evaluate_task(
     versions, seconds), which changes between identical reruns and so stays out of the metrics files.
     """
     start = time.perf_counter()
+    cache_prompt_templates()
     specs: list = [task_spec(run)] + ([reply_loss_spec(run)] if is_dialogue(run.task) else [])
     manager = task_manager_for(run, tokenizer.name_or_path)
     if isinstance(lm, VerifiedLM):  # it reads each question's choices and metrics from the very tasks evaluated
