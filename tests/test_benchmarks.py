@@ -94,3 +94,12 @@ def test_eval_speed_rounds_print_each_rate_ratio_and_its_spread(tiny_model_dir):
 def test_eval_speed_refuses_fewer_than_one_round():
     result = run_script("benchmarks/eval_speed.py", "--rounds", "0", timeout=120)
     assert result.returncode == 2 and "--rounds must be at least 1, not 0" in result.stderr
+
+
+def test_task_overhead_prints_both_renderings_and_that_they_agree():
+    result = run_script("benchmarks/task_overhead.py", "--tasks", "arc_easy", "copa", "--limit", "8", "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"^(arc_easy|copa) +([\d.]+) +([\d.]+) +([\d.]+)x  (True|False)$", result.stdout, re.MULTILINE)
+    assert [r[0] for r in rows] == ["arc_easy", "copa"], result.stdout
+    for _, theirs, ours, ratio, same in rows:  # the ratio of the printed (rounded) seconds, within their rounding
+        assert same == "True" and float(ratio) == pytest.approx(float(theirs) / float(ours), rel=0.05), result.stdout
