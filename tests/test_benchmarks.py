@@ -89,6 +89,12 @@ def test_eval_speed_rounds_print_each_rate_ratio_and_its_spread(tiny_model_dir):
     assert ratios == pytest.approx(expected, rel=0.02)
     assert (median, low, high) == (sorted(ratios)[1], min(ratios), max(ratios))
     assert int(summary.group(7)) == sum(x >= 1 for x in ratios)
+    # The peak: once at the start, after each of the 3 rounds and before the GAP step; the highest is the one used.
+    peaks = re.search(r"^float32 matmul peak: highest ([\d.]+) GFLOP/s of (\d+) measurements \(lowest ([\d.]+)\)$",
+                      result.stdout, re.MULTILINE)
+    assert peaks and int(peaks.group(2)) == 5 and float(peaks.group(1)) >= float(peaks.group(3)), result.stdout
+    step = re.search(r"GAP step .* ([\d.]+) GFLOP/s = ([\d.]+)% of the matmul peak", result.stdout)
+    assert float(step.group(2)) == pytest.approx(100 * float(step.group(1)) / float(peaks.group(1)), abs=0.1)
 
 
 def test_eval_speed_refuses_fewer_than_one_round():
