@@ -19,6 +19,7 @@ import time
 from unittest import mock
 
 from eval_speed import SHARED  # beside this file: run as a script
+from lm_eval import utils as lm_eval_utils
 from lm_eval.api.model import LM
 from transformers import AutoTokenizer
 
@@ -43,9 +44,7 @@ class ScoresNothing(LM):
 
 def timed(tokenizer, run: TaskRun, seed: int, cached: bool) -> tuple[float, tuple]:
     """Seconds of one ``evaluate_task``, its metrics and predictions; ``cached`` False: lm-eval's own rendering."""
-    from lm_eval import utils
-
-    utils.apply_template = prompt_templates._UNCACHED  # each timing starts from lm-eval's state
+    lm_eval_utils.apply_template = prompt_templates._UNCACHED  # each timing starts from lm-eval's state
     prompt_templates.compiled_template.cache_clear()
     install = prompt_templates.cache_prompt_templates if cached else (lambda: None)
     with mock.patch.object(evaluate, "cache_prompt_templates", install):
