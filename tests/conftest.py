@@ -47,13 +47,16 @@ def raw_params() -> dict:
     return yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
 
 
-def make_tiny_model() -> LlamaForCausalLM:
-    """A randomly initialised 2-layer Llama: big enough for real gradients, small enough for milliseconds."""
+def make_tiny_model(**config_overrides) -> LlamaForCausalLM:
+    """A randomly initialised 2-layer Llama: big enough for real gradients, small enough for milliseconds.
+
+    ``config_overrides`` change its ``LlamaConfig`` (a tied head, no dropout) for the tests that need it.
+    """
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, attention_dropout=0.1,
-    )
+    config = LlamaConfig(**{
+        "vocab_size": 128, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64, "attention_dropout": 0.1,
+    } | config_overrides)
     return LlamaForCausalLM(config)
 
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from gap_pipeline.core.params import parse_params
 from gap_pipeline.gap.ascent import (
@@ -16,6 +16,7 @@ from gap_pipeline.gap.ascent import (
     make_optimizer,
     text_loss,
 )
+from tests.conftest import make_tiny_model
 
 
 @pytest.fixture
@@ -133,11 +134,11 @@ def test_encode_text_names_a_degenerate_text():
 
 
 def _tied_model() -> LlamaForCausalLM:
-    """A tiny Llama whose head shares the input embedding's weight, as SmolLM2's and Gemma-3's do."""
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, pad_token_id=0)
-    return LlamaForCausalLM(config)
+    """The tiny Llama with its head sharing the input embedding's weight, as SmolLM2's and Gemma-3's do.
+
+    No dropout: the tests compare two forward passes of it in train mode.
+    """
+    return make_tiny_model(tie_word_embeddings=True, pad_token_id=0, attention_dropout=0.0)
 
 
 def test_a_tied_embedding_adds_its_rows_into_the_heads_gradient(input_ids):
