@@ -8,17 +8,19 @@ down more than a slow one's. Each task runs ``--rounds`` times in both ways, alt
 compiled once). It prints the median seconds of each, their ratio, and whether the metrics and predictions
 were identical. Run it on an idle machine:
 
-    .venv/bin/python benchmarks/task_overhead.py --model models/base --tasks arc_easy mathqa
+    .venv/bin/python benchmarks/task_overhead.py --tasks arc_easy mathqa
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from unittest import mock
 
-from eval_speed import SHARED  # beside this file: run as a script
+from eval_speed import SHARED, model_directory  # beside this file: run as a script
 from lm_eval import utils as lm_eval_utils
 from lm_eval.api.model import LM
 from transformers import AutoTokenizer
@@ -55,13 +57,15 @@ def timed(tokenizer, run: TaskRun, seed: int, cached: bool) -> tuple[float, tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models/base", help="a model folder; only its tokenizer is read")
+    parser.add_argument("--model", default="smollm2-135m",
+                        help="model.name, or a prepared model directory; only its tokenizer is read")
     parser.add_argument("--tasks", nargs="+", default=list(CLASSIFICATION_TASKS), choices=CLASSIFICATION_TASKS)
     parser.add_argument("--limit", type=int, default=320)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     seed = load_params().eval.seed
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer = AutoTokenizer.from_pretrained(model_directory(args.model, Path(scratch)))
     print(f"{'task':16}{'lm-eval s':>10}{'ours s':>9}{'ratio':>8}  same outputs")
     for task in args.tasks:
         run = TaskRun(task, "validation", args.limit, SHARED / "benchmarks")

@@ -102,8 +102,9 @@ def test_eval_speed_refuses_fewer_than_one_round():
     assert result.returncode == 2 and "--rounds must be at least 1, not 0" in result.stderr
 
 
-def test_task_overhead_prints_both_renderings_and_that_they_agree():
-    result = run_script("benchmarks/task_overhead.py", "--tasks", "arc_easy", "copa", "--limit", "8", "--rounds", "1")
+def test_task_overhead_prints_both_renderings_and_that_they_agree(tiny_model_dir):
+    result = run_script("benchmarks/task_overhead.py", "--model", str(tiny_model_dir), "--tasks", "arc_easy", "copa",
+                        "--limit", "8", "--rounds", "1")
     assert result.returncode == 0, result.stderr
     rows = re.findall(r"^(arc_easy|copa) +([\d.]+) +([\d.]+) +([\d.]+)x  (True|False)$", result.stdout, re.MULTILINE)
     assert [r[0] for r in rows] == ["arc_easy", "copa"], result.stdout
