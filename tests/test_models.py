@@ -1,3 +1,4 @@
+import importlib.metadata
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from gap_pipeline.models import (
     MODEL_INFO_FILE,
     ModelNotFoundError,
     count_parameters,
+    describe_source,
     load_model,
     prepare_model,
     resolve_model_source,
@@ -25,6 +27,20 @@ def test_packaged_gemma_is_assembled_into_scratch(tmp_path):
     source = resolve_model_source("gemma3-270m", tmp_path)
     assert Path(source.location) == tmp_path
     assert (tmp_path / source.gguf_file).stat().st_size > 200_000_000
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
+def test_a_packaged_models_record_names_its_package_version_not_its_path(tmp_path, name):
+    source = resolve_model_source(name, tmp_path)
+    record = describe_source(source, None)
+    assert record["package_version"] == importlib.metadata.version(source.package), record
+    assert record["gguf_file"] == source.gguf_file and record["hub_id"] is None
+    assert source.location not in json.dumps(record) and "/" not in json.dumps(record), record
+
+
+def test_a_hub_models_record_keeps_its_id_and_revision(tmp_path):
+    record = describe_source(resolve_model_source("facebook/opt-350m", tmp_path), "main")
+    assert (record["kind"], record["hub_id"], record["revision"]) == ("hub", "facebook/opt-350m", "main")
 
 
 def test_hub_ids_and_local_dirs_resolve(tmp_path, tiny_model_dir):
@@ -45,6 +61,10 @@ def test_prepare_model_writes_safetensors_and_info(tmp_path, tiny_model, tiny_mo
     assert json.loads((out / MODEL_INFO_FILE).read_text()) == info
     assert info["parameters"] == count_parameters(tiny_model) > 0
     assert info["source"]["kind"] == "local"
+    again = prepare_model(str(tiny_model_dir), tmp_path / "again", tmp_path / "other-scratch")
+    assert (tmp_path / "again" / MODEL_INFO_FILE).read_bytes() == (out / MODEL_INFO_FILE).read_bytes()
+    # The name is what params.yaml said (here a path); the record of the source adds no path of this machine.
+    assert str(tmp_path) not in json.dumps(again["source"]), again
     model, tokenizer = load_model(out, torch.device("cpu"), torch.float32)
     ids = tokenizer("w3 w4 w5", return_tensors="pt").input_ids
     with torch.no_grad():

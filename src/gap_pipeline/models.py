@@ -7,11 +7,12 @@ writes the same thing: a ``save_pretrained`` directory that every later stage lo
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,23 @@ def resolve_model_source(name: str, scratch: Path) -> ModelSource:
     )
 
 
+def describe_source(source: ModelSource, revision: str | None) -> dict[str, Any]:
+    """Where the weights came from, in terms that hold on every machine.
+
+    model_info.json is a DVC output: a site-packages or scratch path in it gave the same weights another hash
+    on each checkout (a fresh scratch folder on every run, for Gemma), which reran every stage downstream and
+    wrote this machine's paths into the model folder. A package's version stands in for its path.
+    """
+    return {
+        "kind": source.kind,
+        "hub_id": source.location if source.kind == "hub" else None,
+        "package": source.package,
+        "package_version": importlib.metadata.version(source.package) if source.package else None,
+        "gguf_file": source.gguf_file,
+        "revision": revision,
+    }
+
+
 def _load_from_source(
     source: ModelSource, revision: str | None, trust_remote_code: bool
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -126,7 +144,7 @@ def prepare_model(
     save_model(model, tokenizer, out_dir)
     info = {
         "name": name,
-        "source": asdict(source) | {"revision": revision},
+        "source": describe_source(source, revision),
         "model_type": model.config.model_type,
         "architecture": type(model).__name__,
         "parameters": count_parameters(model),
