@@ -15,7 +15,14 @@ import yaml
 from gap_pipeline.core.errors import DataNotFoundError
 from gap_pipeline.core.params import EvalParams, load_params
 from gap_pipeline.models import load_model, prepare_model
-from gap_pipeline.scoring.evaluate import MODEL_CLASSES, evaluate_task, flatten_metrics, make_lm, verified_lm
+from gap_pipeline.scoring.evaluate import (
+    MODEL_CLASSES,
+    evaluate_task,
+    flatten_metrics,
+    make_lm,
+    resolve_model_class,
+    verified_lm,
+)
 from gap_pipeline.scoring.lm_eval_cli import lm_eval_arguments
 from gap_pipeline.scoring.lm_eval_tasks import utils as lm_eval_task_utils
 from gap_pipeline.scoring.lm_eval_tasks.utils import (
@@ -187,7 +194,16 @@ def test_dialogue_records_the_gold_reply_loss(our_run):
 
 
 def test_every_model_class_params_allow_exists():
-    assert set(get_args(EvalParams.model_fields["model_class"].annotation)) == set(MODEL_CLASSES)
+    assert set(get_args(EvalParams.model_fields["model_class"].annotation)) == set(MODEL_CLASSES) | {"auto"}
+
+
+def test_auto_is_ours_on_a_cpu_and_hflm_on_cuda(tiny_model, tiny_tokenizer):
+    assert resolve_model_class("auto", torch.device("cpu")) == "fast"
+    assert resolve_model_class("auto", torch.device("cuda", 0)) == "hf"
+    assert resolve_model_class("hf", torch.device("cpu")) == "hf"  # a class named outright is kept
+    assert type(make_lm("auto", tiny_model, tiny_tokenizer, batch_size=2)) is MODEL_CLASSES["fast"]
+    with pytest.raises(ValueError, match="eval.model_class = 'tpu'"):
+        resolve_model_class("tpu", torch.device("cpu"))
 
 
 GAP_CLI_TASKS = ["wizard_of_wikipedia", "copa"]

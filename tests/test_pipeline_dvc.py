@@ -99,6 +99,7 @@ def test_evaluation_leaves_every_task_score_and_the_summary(project):
         assert record["examples"] == TINY["eval"]["tasks"][task]["limit"]
         run_info = project.read_json(f"data/predictions/{model}/{task}.run.json")
         assert run_info["split"] == "validation" and run_info["versions"]["lm-eval"] and run_info["seconds"] > 0
+        assert run_info["model_class"] == "fast"  # eval.model_class: auto, resolved on this CPU
         lines = (project.root / f"data/predictions/{model}/{task}.jsonl").read_text().splitlines()
         assert len(lines) == record["examples"]
     summary = project.read_json("metrics/summary/summary.json")

@@ -121,7 +121,7 @@ class PrecisionParams(_Section):
 
 class EvalParams(_Section):
     source: Literal["local", "hub"]
-    model_class: Literal["fast", "hf"]
+    model_class: Literal["auto", "fast", "hf"]
     precision: PrecisionParams
     batch_size: int = Field(ge=1)
     seed: int

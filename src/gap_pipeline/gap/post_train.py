@@ -17,6 +17,7 @@ from gap_pipeline.core.runtime import configure_cpu, resolve_device, resolve_dty
 from gap_pipeline.gap.ascent import AscentResult, StepLog, encode_text, gradient_ascent
 from gap_pipeline.gap.selection import BestStep, selection_columns
 from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
+from gap_pipeline.scoring.evaluate import resolve_model_class
 
 RUN_INFO_FILE = "gap_run.json"
 
@@ -96,8 +97,10 @@ def post_train(
         (tmp / MODEL_INFO_FILE).write_text(base_info, encoding="utf-8")
         (tmp / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     write_json(metrics_dir / "train.json", summary)
+    scored_by = {} if best is None else {"model_class": resolve_model_class(params.eval.model_class, device)}
     write_json(timing_file, timing(result, input_ids.numel()) | {"device": device.type,
-                                                                 "dtype": str(dtype).removeprefix("torch.")})
+                                                                 "dtype": str(dtype).removeprefix("torch.")}
+               | scored_by)
     write_table(metrics_dir / "steps.tsv", [asdict(log) for log in result.logs], [f.name for f in fields(StepLog)])
     write_table(metrics_dir / "selection.tsv", best.curve if best else [],
                 selection_columns(gap.select) if best else ["step", "criterion"])

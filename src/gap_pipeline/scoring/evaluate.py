@@ -39,8 +39,9 @@ from gap_pipeline.scoring.task_config import (
 )
 from gap_pipeline.scoring.verified import VerifiedLM
 
-# eval.model_class -> lm-eval model class (core/params.py lists the same names; a test keeps them equal).
+# eval.model_class -> lm-eval model class (core/params.py lists the same names and `auto`; a test keeps them equal).
 MODEL_CLASSES: dict[str, type[LM]] = {"fast": FastLM, "hf": HFLM}
+AUTO_MODEL_CLASS = "auto"
 
 
 def flatten_metrics(task_results: dict[str, Any]) -> dict[str, float]:
@@ -127,11 +128,22 @@ def evaluate_task(
     return record, predictions
 
 
-def make_lm(model_class: str, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int) -> LM:
-    """The lm-eval model wrapper named by ``eval.model_class``: ours (fast) or lm-eval's own HFLM (hf)."""
+def resolve_model_class(model_class: str, device: torch.device) -> str:
+    """``auto``: ours on a CPU, where it is measured faster; lm-eval's HFLM on CUDA, until ours is measured there.
+
+    Any other name is returned as it is, so a user who sets ``fast`` or ``hf`` gets exactly that class.
+    """
+    if model_class == AUTO_MODEL_CLASS:
+        return "hf" if device.type == "cuda" else "fast"
     if model_class not in MODEL_CLASSES:
-        raise ValueError(f"eval.model_class = {model_class!r}: allowed: {sorted(MODEL_CLASSES)}")
-    return MODEL_CLASSES[model_class](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+        raise ValueError(f"eval.model_class = {model_class!r}: allowed: {sorted(MODEL_CLASSES)} or 'auto'")
+    return model_class
+
+
+def make_lm(model_class: str, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int) -> LM:
+    """The lm-eval model wrapper named by ``eval.model_class`` (``auto`` resolved on the model's device)."""
+    name = resolve_model_class(model_class, next(model.parameters()).device)
+    return MODEL_CLASSES[name](pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
 def verified_lm(exact: HFLM, calibration: int, safety: float) -> VerifiedLM:
@@ -164,7 +176,8 @@ def score_model(
     record, predictions = evaluate_task(lm, tokenizer, run, settings.seed)
     info = read_json(model_dir / MODEL_INFO_FILE)
     record["run"] |= {
-        "model": str(model_dir), "model_name": info["name"], "model_class": settings.model_class,
+        "model": str(model_dir), "model_name": info["name"],
+        "model_class": resolve_model_class(settings.model_class, device),  # `auto` as resolved: the class that scored
         "batch_size": settings.batch_size, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
         "precision": "bf16-verified" if verified else "model",
     }
