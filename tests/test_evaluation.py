@@ -16,6 +16,7 @@ from gap_pipeline.core.errors import DataNotFoundError
 from gap_pipeline.core.params import EvalParams, load_params
 from gap_pipeline.models import load_model, prepare_model
 from gap_pipeline.scoring.evaluate import (
+    AUTO_MODEL_CLASS,
     MODEL_CLASSES,
     evaluate_task,
     flatten_metrics,
@@ -194,14 +195,14 @@ def test_dialogue_records_the_gold_reply_loss(our_run):
 
 
 def test_every_model_class_params_allow_exists():
-    assert set(get_args(EvalParams.model_fields["model_class"].annotation)) == set(MODEL_CLASSES) | {"auto"}
+    assert set(get_args(EvalParams.model_fields["model_class"].annotation)) == set(MODEL_CLASSES) | {AUTO_MODEL_CLASS}
 
 
 def test_auto_is_ours_on_a_cpu_and_hflm_on_cuda(tiny_model, tiny_tokenizer):
-    assert resolve_model_class("auto", torch.device("cpu")) == "fast"
-    assert resolve_model_class("auto", torch.device("cuda", 0)) == "hf"
+    assert resolve_model_class(AUTO_MODEL_CLASS, torch.device("cpu")) == "fast"
+    assert resolve_model_class(AUTO_MODEL_CLASS, torch.device("cuda", 0)) == "hf"
     assert resolve_model_class("hf", torch.device("cpu")) == "hf"  # a class named outright is kept
-    assert type(make_lm("auto", tiny_model, tiny_tokenizer, batch_size=2)) is MODEL_CLASSES["fast"]
+    assert type(make_lm(AUTO_MODEL_CLASS, tiny_model, tiny_tokenizer, batch_size=2)) is MODEL_CLASSES["fast"]
     with pytest.raises(ValueError, match="eval.model_class = 'tpu'"):
         resolve_model_class("tpu", torch.device("cpu"))
 

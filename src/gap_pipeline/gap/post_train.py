@@ -97,10 +97,10 @@ def post_train(
         (tmp / MODEL_INFO_FILE).write_text(base_info, encoding="utf-8")
         (tmp / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
     write_json(metrics_dir / "train.json", summary)
-    scored_by = {} if best is None else {"model_class": resolve_model_class(params.eval.model_class, device)}
-    write_json(timing_file, timing(result, input_ids.numel()) | {"device": device.type,
-                                                                 "dtype": str(dtype).removeprefix("torch.")}
-               | scored_by)
+    run_on = {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
+    if best is not None:  # the class that scored the selection slice, `auto` resolved
+        run_on["model_class"] = resolve_model_class(params.eval.model_class, device)
+    write_json(timing_file, timing(result, input_ids.numel()) | run_on)
     write_table(metrics_dir / "steps.tsv", [asdict(log) for log in result.logs], [f.name for f in fields(StepLog)])
     write_table(metrics_dir / "selection.tsv", best.curve if best else [],
                 selection_columns(gap.select) if best else ["step", "criterion"])

@@ -170,14 +170,14 @@ def score_model(
     model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
     model.eval()
     run = task_run(params, task, settings.tasks[task].split, settings.tasks[task].limit, benchmarks)
-    lm = make_lm(settings.model_class, model, tokenizer, settings.batch_size)
+    model_class = resolve_model_class(settings.model_class, device)  # `auto` resolved once: the class that scores
+    lm = make_lm(model_class, model, tokenizer, settings.batch_size)
     if verified:
         lm = verified_lm(lm, settings.precision.calibration, settings.precision.safety)
     record, predictions = evaluate_task(lm, tokenizer, run, settings.seed)
     info = read_json(model_dir / MODEL_INFO_FILE)
     record["run"] |= {
-        "model": str(model_dir), "model_name": info["name"],
-        "model_class": resolve_model_class(settings.model_class, device),  # `auto` as resolved: the class that scored
+        "model": str(model_dir), "model_name": info["name"], "model_class": model_class,
         "batch_size": settings.batch_size, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
         "precision": "bf16-verified" if verified else "model",
     }
