@@ -7,7 +7,7 @@ from gap_pipeline.core.io import read_json, read_jsonl, write_json, write_table
 from gap_pipeline.core.params import TrackedParams
 from gap_pipeline.core.stage import run_stage
 from gap_pipeline.core.tasks import FAMILIES
-from gap_pipeline.reporting.run_summary import ModelScores, paper_row, score_table, summarize
+from gap_pipeline.reporting.run_summary import ModelScores, gain_table, paper_row, score_table, summarize
 
 
 def main(params: TrackedParams) -> None:
@@ -37,6 +37,7 @@ def main(params: TrackedParams) -> None:
         rows = [paper_row(base.scores, family, epoch=0, **run), paper_row(gap.scores, family, epoch=kept, **run)]
         write_table(args.out / f"runs_{family}.csv", rows, list(rows[0]), delimiter=",")
     write_table(args.out / "scores.tsv", score_table(base.scores, gap.scores), ["task", "model", "metric", "score"])
+    write_table(args.out / "gains.tsv", gain_table(summary), ["family", "task", "metric", "gain", "low", "high"])
     print(f"summary of {len(base.results)} base and {len(gap.results)} GAP task scores in {args.out}")
 
 

@@ -6,6 +6,7 @@ from gap_pipeline.core.tasks import ALL_TASKS, CLASSIFICATION_TASKS, DIALOGUE_TA
 from gap_pipeline.reporting.run_summary import (
     PAPER_COLUMNS,
     ModelScores,
+    gain_table,
     paper_file,
     paper_row,
     score_table,
@@ -51,6 +52,22 @@ def test_paired_statistics_come_from_the_examples_both_models_scored():
     # Against the reference (here the base model itself): GAP's paired delta and its interval.
     assert summary["gap_vs_reference"]["bigger"]["classification"]["delta"] == pytest.approx(0.05)
     assert len(summary["gap_vs_reference"]["bigger"]["dialogue"]["delta_ci95"]) == 2
+
+
+def test_gain_table_carries_each_scored_tasks_interval_and_each_family_average():
+    base_copa = {i: float(i % 2) for i in range(40)}
+    gap_copa = dict(base_copa) | {0: 1.0, 2: 1.0}
+    base = _model({"copa": 0.5, "wizard_of_wikipedia": 0.1}, 0.08, {"copa": base_copa})
+    gap = _model({"copa": 0.55, "wizard_of_wikipedia": 0.1}, 0.08, {"copa": gap_copa})
+    summary = summarize(base, gap)
+    rows = {(row["family"], row["task"]): row for row in gain_table(summary)}
+    # Dialogue has no per-example predictions here: no interval, so no row (a bare point would claim certainty).
+    assert list(rows) == [("classification", "copa"), ("classification", "average")]
+    copa = summary["tasks"]["copa"]
+    assert rows["classification", "copa"] == {"family": "classification", "task": "copa", "metric": "acc",
+                                              "gain": copa["delta"], "low": copa["delta_ci95"][0],
+                                              "high": copa["delta_ci95"][1]}
+    assert rows["classification", "average"]["gain"] == summary["averages"]["classification"]["delta"]
 
 
 def test_averages_cover_only_the_tasks_scored():

@@ -136,3 +136,18 @@ def score_table(base: dict[str, float], gap: dict[str, float]) -> list[dict[str,
         for name, scores in (("base", base), ("gap", gap))
         for task in MAIN_METRIC if task in scores
     ]
+
+
+def gain_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Long table for `dvc plots` (template ``gain_interval``): GAP's paired gain over base with its 95% interval,
+    one row per task and one per family average, so each chart row reads "this change, and how sure"."""
+    rows = []
+    for family, tasks in FAMILIES.items():
+        for task in [t for t in tasks if t in summary["tasks"]] + ["average"]:
+            entry = summary["averages"][family] if task == "average" else summary["tasks"][task]
+            if entry["delta"] is None or "delta_ci95" not in entry:  # a model unscored, or no predictions
+                continue
+            low, high = entry["delta_ci95"]
+            rows.append({"family": family, "task": task, "metric": MAIN_METRIC[tasks[0]], "gain": entry["delta"],
+                         "low": low, "high": high})
+    return rows
