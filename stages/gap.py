@@ -16,8 +16,10 @@ def main(params: TrackedParams) -> None:
     parser.add_argument("--out", type=Path, required=True, help="post-trained model directory to write")
     parser.add_argument("--metrics", type=Path, required=True, help="folder for train.json and steps.tsv")
     parser.add_argument("--timing", type=Path, required=True, help="JSON to write: seconds per step, device, dtype")
+    parser.add_argument("--run-info", type=Path, required=True,
+                        help="JSON to write beside the model: the gap params, the text, the base model, the metrics")
     args = parser.parse_args()
-    post_train(params, args.model, args.corpus, args.benchmarks, args.out, args.metrics, args.timing)
+    post_train(params, args.model, args.corpus, args.benchmarks, args.out, args.metrics, args.timing, args.run_info)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,8 @@ class StageDir:
 
     def gap(self, base: Path, corpus: str, out: str = "models/gap", metrics: str = "metrics/gap"):
         return self.run("gap", "--model", str(base), "--corpus", corpus, "--benchmarks", str(SHARED / "benchmarks"),
-                        "--out", out, "--metrics", metrics, "--timing", f"{metrics}-timing.json")
+                        "--out", out, "--metrics", metrics, "--timing", f"{metrics}-timing.json",
+                        "--run-info", f"{out}_run.json")
 
     def evaluate(self, model: Path | str, task: str, name: str, **kwargs) -> subprocess.CompletedProcess:
         """Score ``model`` on ``task`` into metrics/<name>.json, data/<name>.jsonl and data/<name>.run.json."""

@@ -250,7 +250,7 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
                           "--out", "data/corpora/github.jsonl"),
         "gap": ("gap", "--model", "models/base", "--corpus", "data/corpora/github.jsonl", "--benchmarks",
                 "data/benchmarks", "--out", "models/gap", "--metrics", "metrics/gap",
-                "--timing", "data/gap_timing.json"),
+                "--timing", "data/gap_timing.json", "--run-info", "models/gap_run.json"),
     }
     found = {name: _trace(stage_dir, *run) for name, run in runs.items()}
     for model in ("base", "gap"):

@@ -140,8 +140,8 @@ def test_two_runs_with_the_same_params_give_identical_results(stage_dir, tiny_ba
         # Metrics hold results only: the rerun's files are byte for byte the same (timings live elsewhere).
         runs.append([(stage_dir.root / f"metrics/gap_{run}/{name}").read_bytes()
                      for name in ("train.json", "selection.tsv")]
-                    + [(stage_dir.root / f"models/gap_{run}/{name}").read_bytes()
-                       for name in ("model.safetensors", "gap_run.json")])
+                    + [(stage_dir.root / path).read_bytes()
+                       for path in (f"models/gap_{run}/model.safetensors", f"models/gap_{run}_run.json")])
     assert runs[0] == runs[1]
     train = json.loads(runs[0][0])
     assert train["steps_run"] == 3 and 0 <= train["steps"] <= 3

@@ -58,7 +58,7 @@ def test_repro_leaves_a_post_trained_model_and_its_metrics(project):
     curve = (project.root / "metrics/gap/selection.tsv").read_text().splitlines()
     assert curve[0].split("\t")[:4] == ["step", "criterion", "classification", "dialogue"] and len(curve) == 3
     assert train["diverged"] is False
-    run = project.read_json("models/gap/gap_run.json")
+    run = project.read_json("models/gap_run.json")
     sampled = (project.root / "data/corpora/github.jsonl").read_text().splitlines()
     assert str(run["text"]["doc_id"]) in sampled[0]
     assert run["base_model"]["parameters"] == project.read_json("models/base/model_info.json")["parameters"]
@@ -78,14 +78,31 @@ def test_a_corpus_seed_reruns_only_that_corpus(project):
     assert project.changed_stages() == set()
 
 
-def test_gap_steps_rerun_gap_and_its_scores_never_the_baseline(project):
+def test_evaluations_rerun_only_when_the_kept_weights_change(project):
     first = project.read_json("metrics/gap/train.json")
-    project.set_param("gap.steps", 2)
+    defaults = project.params()["gap"]
+    # A ceiling the loss never reaches: the same ascent and the same kept weights, only a new run record.
+    project.set_param("gap.loss_ceiling", defaults["loss_ceiling"] - 1)
     assert project.changed_stages() == {"check_params", "gap"}
+    assert project.repro() == ({"check_params", "gap"}, set())
+    assert project.read_json("models/gap_run.json")["gap"]["loss_ceiling"] == defaults["loss_ceiling"] - 1
+    project.set_param("gap.loss_ceiling", defaults["loss_ceiling"])
+    assert project.repro() == ({"check_params"}, {"gap"})
+    # One more step: the scores of GAP rerun if and only if the selection kept another step (new weights).
+    project.set_param("gap.steps", 2)
+    ran, _ = project.repro()
+    train = project.read_json("metrics/gap/train.json")
+    assert train["steps_run"] == 2
+    rescored = GAP_EVALUATIONS if train["steps"] != first["steps"] else set()
+    assert ran == {"check_params", "gap", "aggregate"} | rescored
+    # Another learning rate, and the last step kept whatever the slice says: weights never scored before.
+    project.set_param("gap.lr", defaults["lr"] * 2)
+    project.set_param("gap.select.criterion", "last")
     assert project.repro() == ({"check_params", "gap", *GAP_EVALUATIONS, "aggregate"}, set())
-    assert project.read_json("metrics/gap/train.json")["steps_run"] == 2
-    # Back to one step: everything downstream of gap comes back from the run-cache.
-    project.set_param("gap.steps", 1)
+    # Back to the defaults: everything downstream of gap comes back from the run-cache, never the baseline reruns.
+    for key in ("steps", "lr"):
+        project.set_param(f"gap.{key}", defaults[key])
+    project.set_param("gap.select.criterion", defaults["select"]["criterion"])
     assert project.repro() == ({"check_params"}, {"gap", *GAP_EVALUATIONS, "aggregate"})
     assert project.read_json("metrics/gap/train.json") == first
 
@@ -222,7 +239,7 @@ def test_a_stage_killed_mid_write_leaves_nothing_and_reruns_cleanly(project):
     assert "gap" in project.changed_stages()
     ran, _ = project.repro()
     assert "gap" in ran and _tmp_dirs(project) == []
-    assert project.read_json("models/gap/gap_run.json")["gap"]["seed"] == 7
+    assert project.read_json("models/gap_run.json")["gap"]["seed"] == 7
     assert project.changed_stages() == set()
 
 
@@ -305,4 +322,4 @@ def test_a_sweep_is_shared_through_a_git_remote_and_a_dvc_remote(project, tmp_pa
     clone.dvc("exp", "apply", "gap-github-1")
     ran, _ = clone.repro("--pull")
     assert ran == set()
-    assert clone.read_json("models/gap/gap_run.json")["gap"]["index"] == 1
+    assert clone.read_json("models/gap_run.json")["gap"]["index"] == 1

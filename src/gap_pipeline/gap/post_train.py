@@ -19,8 +19,6 @@ from gap_pipeline.gap.selection import BestStep, selection_columns
 from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
 from gap_pipeline.scoring.evaluate import resolve_model_class
 
-RUN_INFO_FILE = "gap_run.json"
-
 
 def pick_text(corpus_file: Path, index: int) -> dict[str, Any]:
     docs = read_jsonl(corpus_file)
@@ -51,7 +49,7 @@ def summarize(result: AscentResult, tokens: int, kept_step: int) -> dict[str, An
 
 
 def timing(result: AscentResult, tokens: int) -> dict[str, Any]:
-    """How long the updates took: provenance for gap_run.json (per step: steps.tsv), never a metric."""
+    """How long the updates took: provenance for the timing record (per step: steps.tsv), never a metric."""
     seconds = [log.seconds for log in result.logs if log.seconds is not None]
     median = statistics.median(seconds) if seconds else None
     return {"seconds_per_step": median, "tokens_per_second": tokens / median if median else None,
@@ -60,12 +58,16 @@ def timing(result: AscentResult, tokens: int) -> dict[str, Any]:
 
 def post_train(
     params: TrackedParams, model_dir: Path, corpus_file: Path, benchmarks: Path, out_dir: Path, metrics_dir: Path,
-    timing_file: Path,
+    timing_file: Path, run_file: Path,
 ) -> dict:
-    """Run GAP as params.yaml says; writes ``out_dir`` (model + gap_run.json), ``metrics_dir`` and ``timing_file``.
+    """Run GAP as params.yaml says; writes ``out_dir`` (the kept weights, config and tokenizer), ``metrics_dir``,
+    ``timing_file`` and ``run_file`` (the params, the text and the metrics of the run).
 
     ``benchmarks`` holds the imported splits the selection slice is read from. Everything but ``timing_file`` (and
     the seconds in steps.tsv) is the same on an identical rerun, so a forced rerun changes no later stage's inputs.
+    The run record lies beside the model directory, not in it: the evaluate stages depend on the directory, so a
+    param that leaves the kept weights as they were (more steps that keep the same one, a ceiling never reached)
+    reruns no evaluation.
     """
     gap, runtime = params.gap, params.runtime
     configure_cpu(runtime.threads)
@@ -95,7 +97,7 @@ def post_train(
         save_model(model, tokenizer, tmp)
         # Same architecture and size as the base: every model directory describes itself the same way.
         (tmp / MODEL_INFO_FILE).write_text(base_info, encoding="utf-8")
-        (tmp / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
+    write_json(run_file, run_info)
     write_json(metrics_dir / "train.json", summary)
     run_on = {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
     if best is not None:  # the class that scored the selection slice, `auto` resolved
