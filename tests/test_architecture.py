@@ -235,7 +235,7 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
     stage_dir = StageDir(root / "work", yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text()))
     stage_dir.root.mkdir()
     stage_dir.set("model.name", str(tiny))
-    stage_dir.set("corpora.github.n", 3)
+    stage_dir.set("corpora", {"github": stage_dir.params["corpora"]["github"] | {"n": 3}})  # the one imported
     stage_dir.set("gap.steps", 1)
     stage_dir.set("gap.max_length", 32)
     stage_dir.set("eval.tasks", {"copa": {"split": "validation", "limit": 2},
@@ -243,7 +243,8 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
     runs = {
         "import_benchmarks": ("import_benchmarks", "--out", "data/benchmarks"),
         "import_corpus": ("import_corpus", "--name", "github", "--out", "data/sources/github.jsonl"),
-        "check_params": ("check_params", "--benchmarks", "data/benchmarks", "--out", "data/params_checked.txt"),
+        "check_params": ("check_params", "--benchmarks", "data/benchmarks", "--sources", "data/sources",
+                         "--out", "data/params_checked.txt"),
         "prepare_model": ("prepare_model", "--out", "models/base"),
         "prepare_reference": ("prepare_model", "--reference", str(tiny), "--out", "models/reference/tiny"),
         "sample_corpus": ("sample_corpus", "--name", "github", "--corpus", "data/sources/github.jsonl",

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from gap_pipeline.core.errors import DataFormatError
 from tests.conftest import SHARED, StageDir
 
 TIMING_KEYS = {"seconds_per_step", "tokens_per_second", "total_seconds", "seconds"}
@@ -48,7 +49,8 @@ def _fails_cleanly(result: subprocess.CompletedProcess, stage_dir: StageDir, *ex
 )
 def test_a_bad_param_stops_every_stage_before_it_writes(stage_dir, key, value, expected):
     stage_dir.set(key, value)
-    for stage, *args in (("check_params", "--benchmarks", str(SHARED / "benchmarks"), "--out", "data/ok.txt"),
+    for stage, *args in (("check_params", "--benchmarks", str(SHARED / "benchmarks"), "--sources",
+                          str(SHARED / "corpora"), "--out", "data/ok.txt"),
                          ("import_corpus", "--name", "github", "--out", "data/sources/github.jsonl")):
         _fails_cleanly(stage_dir.run(stage, *args), stage_dir, "params.yaml: ", *expected)
 
@@ -228,3 +230,40 @@ def test_a_good_mirror_is_imported_whole(stage_dir):
     assert result.returncode == 0, result.stderr
     assert "copa (validation: 3)" in result.stdout
     assert (stage_dir.root / "data/benchmarks/copa/validation.jsonl").read_text().count("\n") == 3
+
+
+def test_a_target_that_is_not_a_choice_stops_the_import_with_the_line(stage_dir):
+    """The record has every field copa reads; lm-eval's copa config reads any label but 0 as choice 2."""
+    _mirror(stage_dir, [json.dumps(GOOD_COPA), json.dumps(GOOD_COPA | {"label": 7})])
+    result = stage_dir.run("import_benchmarks", "--out", "data/benchmarks")
+    _fails_cleanly(result, stage_dir, "copa/validation.jsonl:2: field 'label' is 7; a copa record's label is one of "
+                   "[0, 1]")
+
+
+def _first_record(task: str) -> dict:
+    with open(SHARED / "benchmarks" / task / "validation.jsonl") as f:
+        return json.loads(f.readline())
+
+
+@pytest.mark.parametrize(("task", "change", "expected"), [
+    ("piqa", {"label": -1}, "its target -1 is not one of its 2 choices"),  # lm-eval would take the last choice
+    ("piqa", {"label": 2}, "its target 2 is not one of its 2 choices"),
+    ("hellaswag", {"endings": []}, "renders to no choices"),
+    ("arc_easy", {"answerKey": "Z"}, "the task's prompt does not render (ValueError"),
+    ("pubmedqa", {"final_decision": "perhaps"}, "its target 'perhaps' is not one of its 3 choices"),
+    ("winogrande", {"answer": "3"}, "the task's prompt does not render (KeyError"),
+    ("mathqa", {"correct": "q"}, "the task's prompt does not render"),
+    ("wizard_of_wikipedia", {"text": ["a context", "   "]}, "renders to an empty prompt or an empty gold reply"),
+])
+def test_each_task_renders_every_record_through_its_own_lm_eval_config(tmp_path, task, change, expected):
+    from gap_pipeline.scoring.records import render_split
+
+    good = _first_record(task)
+    split = tmp_path / task / "validation.jsonl"
+    split.parent.mkdir()
+    split.write_text(json.dumps(good) + "\n")
+    assert render_split(task, split) == 1  # the shipped record renders: the check is not what refuses
+    split.write_text(json.dumps(good) + "\n" + json.dumps(good | change) + "\n")
+    with pytest.raises(DataFormatError) as refused:
+        render_split(task, split)
+    assert str(refused.value).startswith(f"{split}:2: ") and expected in str(refused.value), str(refused.value)

@@ -16,7 +16,7 @@ def test_project_params_are_valid():
         ("gap", "lr", 0.0, r"gap\.lr = 0\.0: Input should be greater than 0"),
         ("gap", "lr", "fast", r"gap\.lr = 'fast': Input should be a valid number"),
         ("gap", "max_length", 1, r"gap\.max_length = 1: Input should be greater than or equal to 2"),
-        ("gap", "betas", [0.9, 1.5], r"betas must both lie in \[0, 1\)"),
+        ("gap", "betas", [0.9, 1.5], r"gap.betas.1 = 1.5: Input should be less than 1"),
         ("gap", "corpus", "wikipedia", r"gap\.corpus = 'wikipedia' is not a corpus; allowed: \['github'"),
         ("gap", "stpes", 3, r"gap\.stpes = 3: unknown key"),
         ("runtime", "device", "gpu", r"runtime\.device = 'gpu'"),

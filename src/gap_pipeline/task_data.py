@@ -8,12 +8,13 @@ lm-eval, or worse, as a silently wrong score; here it stops the import with the 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gap_pipeline.core.errors import DataFormatError, DataNotFoundError
 from gap_pipeline.core.io import atomic_path, parse_jsonl
-from gap_pipeline.core.tasks import ALL_TASKS, TASK_FIELDS, is_dialogue
+from gap_pipeline.core.tasks import ALL_TASKS, TASK_FIELDS, TASK_LABELS, is_dialogue
 
 
 def check_record(task: str, record: dict[str, Any], where: str) -> None:
@@ -22,6 +23,11 @@ def check_record(task: str, record: dict[str, Any], where: str) -> None:
     if missing:
         raise DataFormatError(f"{where}: no field {missing[0]!r} (a {task} record needs {list(TASK_FIELDS[task])}, "
                               f"this one has {sorted(record)}); fix the record or remove it")
+    if task in TASK_LABELS:
+        field, allowed = TASK_LABELS[task]
+        if record[field] not in allowed or isinstance(record[field], bool):
+            raise DataFormatError(f"{where}: field {field!r} is {record[field]!r}; a {task} record's {field} is one "
+                                  f"of {list(allowed)}; fix the record or remove it")
     if is_dialogue(task):
         turns = record["text"]
         if not isinstance(turns, list) or len(turns) < 2 or not all(isinstance(t, str) for t in turns):
@@ -46,16 +52,22 @@ def split_files(mirror: Path) -> dict[str, list[Path]]:
     return {task: files for task, files in found.items() if files}
 
 
-def import_benchmarks(mirror: Path, out: Path) -> dict[str, dict[str, int]]:
+def import_benchmarks(mirror: Path, out: Path, render: Callable[[str, Path], int] | None = None
+                      ) -> dict[str, dict[str, int]]:
     """Check every split of ``mirror`` and copy them into ``out``; returns ``{task: {split: rows}}``.
 
-    Everything is checked before anything is written, so a broken file leaves ``out`` as it was.
+    ``render(task, path)`` then checks each split the way its task reads it (the stage passes the scoring
+    layer's, which this layer cannot import). Everything is checked before anything is written, so a broken file
+    leaves ``out`` as it was.
     """
     files = split_files(mirror)
     if not files:
         raise DataNotFoundError(f"data.benchmarks = {str(mirror)!r} holds none of the tasks' folders "
                                 f"({', '.join(ALL_TASKS)}); point it at the benchmark mirror")
     rows = {task: {path.stem: check_split(task, path) for path in paths} for task, paths in files.items()}
+    for task, paths in files.items() if render else ():
+        for path in paths:
+            render(task, path)
     with atomic_path(out, directory=True) as tmp:
         for task, paths in files.items():
             (tmp / task).mkdir()

@@ -31,6 +31,14 @@ TASK_FIELDS = {
     "pubmedqa": ("QUESTION", "CONTEXTS", "final_decision"),
     **dict.fromkeys(DIALOGUE_TASKS, ("text",)),  # the turns; the last is the gold reply
 }
+# Label fields whose values the hub datasets fix, where the task's lm-eval config would read any other value as
+# some choice (copa's doc_to_target takes every label but 0 for choice2) instead of refusing it.
+TASK_LABELS = {
+    "copa": ("label", (0, 1)),
+    "piqa": ("label", (0, 1)),
+    "winogrande": ("answer", ("1", "2")),
+    "pubmedqa": ("final_decision", ("yes", "no", "maybe")),
+}
 
 
 def is_dialogue(task: str) -> bool:

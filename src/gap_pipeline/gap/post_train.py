@@ -10,7 +10,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from gap_pipeline.core.errors import CorpusError
+from gap_pipeline.core.checks import refuse_text_index
 from gap_pipeline.core.io import atomic_path, read_jsonl, write_json, write_table
 from gap_pipeline.core.params import TrackedParams
 from gap_pipeline.core.runtime import configure_cpu, resolve_device, resolve_dtype, seed_everything
@@ -22,8 +22,7 @@ from gap_pipeline.scoring.evaluate import resolve_model_class
 
 def pick_text(corpus_file: Path, index: int) -> dict[str, Any]:
     docs = read_jsonl(corpus_file)
-    if index >= len(docs):
-        raise CorpusError(f"gap.index = {index} but {corpus_file} holds {len(docs)} texts; use 0..{len(docs) - 1}")
+    refuse_text_index(index, len(docs), str(corpus_file))
     return docs[index]
 
 

@@ -18,7 +18,7 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.evaluator import evaluate
 
-from gap_pipeline.core.errors import ParamsError
+from gap_pipeline.core.checks import refuse_slice_size
 from gap_pipeline.core.params import SelectParams, TrackedParams
 from gap_pipeline.core.tasks import FAMILIES, MAIN_METRIC, family_averages
 from gap_pipeline.gap.ascent import restore_weights, snapshot_weights
@@ -40,9 +40,7 @@ class SelectionSlice:
             run = task_run(params, task, select.split, None, benchmarks)
             loaded = task_manager_for(run).load([task_spec(run)])
             size = len(loaded["tasks"][task].eval_docs)
-            if select.examples > size:
-                raise ParamsError(f"gap.select.examples = {select.examples} but the {select.split} split of "
-                                  f"{task} has {size}; lower gap.select.examples")
+            refuse_slice_size(select.examples, task, select.split, size)
             for part, entries in loaded.items():
                 task_dict.setdefault(part, {}).update(entries)
             # The paper's protocol selects on the split's first examples, the very ones the evaluate stages report.
