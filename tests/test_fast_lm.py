@@ -30,8 +30,10 @@ def _words(rng: random.Random, n: int) -> str:
 @pytest.fixture
 def models(tiny_model, tiny_tokenizer):
     tiny_model.eval()
-    return (HFLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, batch_size=3),
-            FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, batch_size=3))
+    fast = FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, batch_size=3)
+    # Its paths measured before a test replaces any of them: on this Llama every one is sound.
+    assert fast.sound_paths() == {"packed": True, "cached": True, "generate": True}
+    return HFLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, batch_size=3), fast
 
 
 def _multiple_choice_requests() -> list[Instance]:
@@ -315,6 +317,7 @@ def test_questions_beyond_a_sliding_window_are_read_into_a_cache(tiny_tokenizer)
     model = Gemma3ForCausalLM(config).eval()
     hflm = HFLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
     fast = FastLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
+    assert all(fast.sound_paths().values())  # measured before _score_packed is counted below
     packed: list[int] = []
     fast._score_packed = lambda contexts, *args, score=fast._score_packed: packed.append(len(contexts)) or score(
         contexts, *args)

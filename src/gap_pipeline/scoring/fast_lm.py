@@ -11,15 +11,23 @@ as it reaches a stop string; its prompts run unpadded, and their caches are kept
 that a later log-likelihood request on the same prompt, such as the dialogue tasks' gold-reply loss, runs only
 its continuation. Tokenization, truncation, request handling and post-processing are
 HFLM's own (this is a subclass), so the predictions are the same up to float rounding.
+
+Packed rows, left-padded caches and explicit positions are sound only for a model whose forward honours the mask
+and the positions it is given. ALiBi models (Bloom, MPT) build their biases from a 2-D mask, others derive
+positions from the mask. So before its first request FastLM measures, on a short probe, which of its paths
+(packed rows, cached contexts, cached generation) give HFLM's own answers on this model, and sends the work of
+any path that does not to HFLM's code (``sound_paths``).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
+from lm_eval.api.instance import Instance
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm.auto import tqdm
@@ -39,6 +47,12 @@ from gap_pipeline.scoring.batching import (
 )
 from gap_pipeline.scoring.kv_cache import PromptCache, PromptState, merge_rows, split_rows
 from gap_pipeline.scoring.vocabulary import column_chunks, score_positions, softcap
+
+logger = logging.getLogger(__name__)
+PATHS = ("packed", "cached", "generate")
+# The probe's words: a context, choices and prompts of a few tokens each, which any tokenizer encodes (the
+# tests' word-level tokenizer knows only such words).
+PROBE_TEXT = " ".join(f"w{i}" for i in (5, 17, 3, 44, 9, 28, 61, 12, 7, 33, 90, 21, 54))
 
 
 @register_model("gap-fast")
@@ -63,9 +77,66 @@ class FastLM(HFLM):
         self.generation_batch_size = int(generation_batch_size)
         self.projection_rows = int(projection_rows)
         self.vocabulary_chunk = int(vocabulary_chunk)
+        self._sound: dict[str, bool] | None = None  # measured on the first request: sound_paths()
         for name, value in (("projection_rows", self.projection_rows), ("vocabulary_chunk", self.vocabulary_chunk)):
             if value < 1:
                 raise ValueError(f"{name}={value} must be at least 1 (pass e.g. --model_args {name}=512)")
+
+    # ----- which paths are sound on this model -------------------------------------------------------------
+    def sound_paths(self) -> dict[str, bool]:
+        """Per path (``packed``, ``cached``, ``generate``): whether it gives HFLM's answers on this model.
+
+        Measured once, on a probe of a few tokens, against HFLM's own code on the same requests; a path that
+        raises or differs beyond float rounding is not used (its work goes to HFLM's code)."""
+        if self._sound is None:
+            self._sound = dict.fromkeys(PATHS, True)  # provisional: each probe runs the path as it would run
+            try:
+                self._sound = self._probe()
+            finally:
+                self.prompts.clear()
+            unsound = [path for path, ok in self._sound.items() if not ok]
+            if unsound:
+                logger.warning("FastLM on %s (%s): %s not sound on this model (ALiBi or mask-derived positions); "
+                               "that work runs through HFLM's own code", self.model.config.model_type,
+                               type(self.model).__name__, ", ".join(unsound))
+        return self._sound
+
+    def _probe(self) -> dict[str, bool]:
+        ids = self.tok_encode(PROBE_TEXT)
+        ids = (ids * (13 // len(ids) + 1))[:13]  # 13 tokens, whatever the tokenizer made of the words
+        # Several choices of several tokens after one context: in a packed row each later choice sits further
+        # from the context than its own positions say, which a position scheme that ignores them would see.
+        requests: list[Request] = [((None, None), ids[:4], ids[4:7]), ((None, None), ids[:4], ids[7:10]),
+                                   ((None, None), ids[:4], ids[10:13]), ((None, None), ids[1:6], ids[6:9])]
+        reference = HFLM._loglikelihood_tokens(self, requests, disable_tqdm=True)
+        found = {}
+        for path in ("packed", "cached"):
+            self._sound = {"packed": path == "packed", "cached": path == "cached", "generate": True}
+            found[path] = self._agrees(lambda: self._score(requests, True, None, use_kept=False), reference)
+        prompts = [self.tok_decode(ids[:3]), self.tok_decode(ids[2:9])]
+        probe = [Instance("generate_until", {}, (p, {"until": ["\n\n\n\n"], "max_gen_toks": 5, "do_sample": False}),
+                          idx=0) for p in prompts]
+        self._sound = found | {"generate": False}
+        expected = HFLM.generate_until(self, probe, disable_tqdm=True)
+        self._sound = found | {"generate": True}
+        found["generate"] = self._agrees(lambda: HFLM.generate_until(self, probe, disable_tqdm=True), expected)
+        return found
+
+    def _agrees(self, run: Callable[[], list], reference: list) -> bool:
+        """Whether ``run`` gives ``reference``'s answers: equal flags and texts, log-likelihoods within rounding."""
+        tolerance = 1e-4 if self.model.dtype == torch.float32 else 5e-2
+        try:
+            got = run()
+        except Exception as exc:  # noqa: BLE001 - a path this model's forward cannot take is just not sound
+            logger.info("FastLM path failed on this model: %s: %s", type(exc).__name__, exc)
+            return False
+        for mine, theirs in zip(got, reference, strict=True):
+            if isinstance(theirs, str):
+                if mine != theirs:
+                    return False
+            elif mine[1] != theirs[1] or abs(mine[0] - theirs[0]) > tolerance:
+                return False
+        return True
 
     # ----- shared pieces ------------------------------------------------------------------------------------
     def _decoder(self, use_cache: bool = True, **inputs: Any):
@@ -121,15 +192,30 @@ class FastLM(HFLM):
     def _loglikelihood_tokens(
         self, requests: list[Request], disable_tqdm: bool = False, override_bs: int | None = None
     ) -> list[tuple[float, bool]]:
+        sound = self.sound_paths()
+        if not (sound["packed"] or sound["cached"]):
+            return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+        return self._score(requests, disable_tqdm, override_bs)
+
+    def _score(self, requests: list[Request], disable_tqdm: bool, override_bs: int | None, use_kept: bool = True
+               ) -> list[tuple[float, bool]]:
+        """Each request's summed log-probability and greedy flag, by the sound paths; the rest by HFLM's code."""
+        sound = self.sound_paths()
         groups, repeats = split_repeats(group_by_context(requests, self.max_length), requests)
-        kept = self.prompts.take(groups)  # read during generation
+        kept = self.prompts.take(groups) if use_kept and sound["cached"] else {}  # read during generation
         fresh = [c for c in groups if c not in kept]
         continuations = {c: [requests[i][2] for i in groups[c]] for c in fresh}
-        packed = [c for c in fresh if self._packable(c, continuations[c])]
+        packed = [c for c in fresh if sound["packed"] and self._packable(c, continuations[c])]
         packable = set(packed)
         cached = [c for c in fresh if c not in packable]  # read once, each choice continuing from its cache
-        per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
         results: list[tuple[float, bool] | None] = [None] * len(requests)
+        if not sound["cached"]:  # what packed rows cannot serve goes to HFLM's own code
+            others = [i for c in cached for i in groups[c]]
+            for i, answer in zip(others, super()._loglikelihood_tokens([requests[i] for i in others], True),
+                                 strict=True):
+                results[i] = answer
+            cached = []
+        per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
         pending = PendingScores.empty()
         bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring choices (shared context)")
         # Rows of similar length share a pass, so little of it is padding; the longest go first.
@@ -236,7 +322,9 @@ class FastLM(HFLM):
         None when per-row caches cannot be had: an empty prompt, or one longer than a sliding-window layer keeps.
         """
         window = self._sliding_window
-        if min(map(len, rows)) == 0 or (window and max(map(len, rows)) > window - 1):
+        if not self.sound_paths()["cached"] or min(map(len, rows)) == 0:
+            return None
+        if window and max(map(len, rows)) > window - 1:
             return None
         states: list[PromptState | None] = [None] * len(rows)
         for chunk in length_chunks([len(r) for r in rows]):
@@ -251,7 +339,8 @@ class FastLM(HFLM):
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs):
         """Greedy decoding with a KV cache; a row leaves the batch once it reaches a stop string or EOS."""
-        if generation_kwargs.get("do_sample") or generation_kwargs.get("num_beams", 1) != 1:
+        sampled = generation_kwargs.get("do_sample") or generation_kwargs.get("num_beams", 1) != 1
+        if sampled or not self.sound_paths()["generate"]:
             return super()._model_generate(context, max_length, stop, **generation_kwargs)
         mask = generation_kwargs.get("attention_mask")
         mask = torch.ones_like(context) if mask is None else mask
