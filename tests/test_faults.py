@@ -69,6 +69,18 @@ def test_an_unknown_model_name_lists_every_kind_tried(stage_dir):
                    "local directory", "hub id")
 
 
+def test_a_model_that_is_not_a_causal_lm_is_refused_in_one_line(stage_dir):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    local = stage_dir.root.parent / "t5"
+    T5ForConditionalGeneration(T5Config(vocab_size=128, d_model=16, d_ff=32, num_layers=1, num_heads=2,
+                                        d_kv=8)).save_pretrained(local)
+    stage_dir.set("model.name", str(local))
+    result = stage_dir.run("prepare_model", "--out", "models/base")
+    _fails_cleanly(result, stage_dir, f"model {str(local)!r} is not a causal language model", "'t5' config",
+                   "choose a decoder-only model")
+
+
 def test_an_unreachable_hub_model_says_where_it_looked_and_how_to_go_local(stage_dir):
     stage_dir.set("model.name", "no-one/no-such-model")
     result = stage_dir.run("prepare_model", "--out", "models/base")

@@ -106,6 +106,15 @@ def _load_from_source(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.location, **common)
         model = AutoModelForCausalLM.from_pretrained(source.location, **dense, **common)
+    except ValueError as exc:
+        if "Unrecognized configuration class" not in str(exc):
+            raise
+        # An encoder or encoder-decoder model: GAP ascends a next-token loss and lm-eval's HFLM scores causal LMs.
+        kind = str(exc).split("configuration_")[-1].split(".")[0] if "configuration_" in str(exc) else "its"
+        raise ModelNotFoundError(
+            f"model {source.location!r} is not a causal language model (transformers has no causal-LM class for "
+            f"its {kind!r} config); GAP and lm-eval's HFLM need one: choose a decoder-only model"
+        ) from None
     except OSError as exc:
         if source.kind != "hub":
             raise

@@ -41,7 +41,8 @@ STAGE_CHECKS: dict[str, list[StageCheck]] = {}
 # running `dvc repro` restores them from the run-cache, without recomputing. Keys: module:function of the site.
 STAGE_ONLY_REFUSALS = {
     "models:_load_from_source": "prepare_model: a hub model that does not load (offline, unknown id, gated): "
-                                "download it elsewhere and set model.name to its local directory",
+                                "download it elsewhere and set model.name to its local directory; or a model "
+                                "that is not a causal LM (an encoder, a seq2seq model): choose a decoder-only one",
     "corpora:read_hub_corpus": "sample_hub_corpus: a hub corpus that cannot be read: save its texts as a local "
                                "file and list it under corpora",
     "gap.ascent:encode_text": "gap: the chosen text tokenizes to fewer than 2 tokens: pick another gap.index",
