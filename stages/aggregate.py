@@ -7,6 +7,7 @@ from gap_pipeline.core.io import read_json, read_jsonl, write_json, write_table
 from gap_pipeline.core.params import TrackedParams
 from gap_pipeline.core.stage import run_stage
 from gap_pipeline.core.tasks import FAMILIES
+from gap_pipeline.reporting.protocols import protocol_summary, step_scores
 from gap_pipeline.reporting.run_summary import ModelScores, gain_table, paper_row, score_table, summarize
 
 
@@ -18,6 +19,7 @@ def main(params: TrackedParams) -> None:
                         help="folder with the same models' per-example predictions")
     parser.add_argument("--corpus", type=Path, required=True, help="the sampled corpus GAP read a text from")
     parser.add_argument("--train", type=Path, required=True, help="the gap stage's train.json (the step it kept)")
+    parser.add_argument("--trajectory", type=Path, required=True, help="the trajectory stage's folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for summary.json and the tables")
     args = parser.parse_args()
     base, gap = (ModelScores.load(args.scores / m, args.predictions / m) for m in ("base", "gap"))
@@ -29,9 +31,13 @@ def main(params: TrackedParams) -> None:
     kept = read_json(args.train)["steps"]
     summary = summarize(base, gap, references)
     protocol = params.gap.select.protocol
-    summary["run"] = {"source_row": run["index"], "kept_step": kept, "selection_protocol": protocol,
+    summary["run"] = {"model": params.model.name, "source_row": run["index"], "kept_step": kept,
+                      "selection_protocol": protocol,
                       # The paper's protocol kept the step that scored best on the reported examples themselves.
                       "optimistically_biased": protocol == "paper"}
+    steps = step_scores(args.trajectory)
+    if steps is not None:  # gap.trajectory: every step on the reported examples, and both protocols' picks
+        summary |= protocol_summary(steps, kept, params.gap.select.criterion)
     write_json(args.out / "summary.json", summary)
     for family in FAMILIES:
         rows = [paper_row(base.scores, family, epoch=0, **run), paper_row(gap.scores, family, epoch=kept, **run)]

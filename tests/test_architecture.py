@@ -237,6 +237,7 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
     stage_dir.set("model.name", str(tiny))
     stage_dir.set("corpora", {"github": stage_dir.params["corpora"]["github"] | {"n": 3}})  # the one imported
     stage_dir.set("gap.steps", 1)
+    stage_dir.set("gap.trajectory", True)
     stage_dir.set("gap.max_length", 32)
     stage_dir.set("eval.tasks", {"copa": {"split": "validation", "limit": 2},
                                  "wizard_of_wikipedia": {"split": "validation", "limit": 2}})
@@ -252,6 +253,9 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
         "gap": ("gap", "--model", "models/base", "--corpus", "data/corpora/github.jsonl", "--benchmarks",
                 "data/benchmarks", "--out", "models/gap", "--metrics", "metrics/gap",
                 "--timing", "data/gap_timing.json", "--run-info", "models/gap_run.json"),
+        # On, so that it reads and loads all it can (off, it reads gap.trajectory alone and loads no model).
+        "trajectory": ("trajectory", "--model", "models/base", "--corpus", "data/corpora/github.jsonl",
+                       "--benchmarks", "data/benchmarks", "--out", "data/trajectory"),
     }
     found = {name: _trace(stage_dir, *run) for name, run in runs.items()}
     for model in ("base", "gap"):
@@ -264,7 +268,7 @@ def traces(tmp_path_factory, tiny_model_factory) -> dict[str, dict]:
     found["aggregate"] = _trace(stage_dir, "aggregate", "--scores", "metrics/eval", "--predictions",
                                 "data/predictions", "--corpus",
                                 "data/corpora/github.jsonl", "--train", "metrics/gap/train.json",
-                                "--out", "metrics/summary")
+                                "--trajectory", "data/trajectory", "--out", "metrics/summary")
     return found
 
 
@@ -277,6 +281,7 @@ TRACED_STAGES = {
     "prepare_reference@gemma3-270m": "prepare_reference",
     "sample_corpus@github": "sample_corpus",
     "gap": "gap",
+    "trajectory": "trajectory",
     "evaluate@base-copa": "evaluate-base-copa",
     "evaluate@gap-copa": "evaluate-gap-copa",
     "evaluate@base-wizard_of_wikipedia": "evaluate-base-wizard_of_wikipedia",

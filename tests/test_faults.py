@@ -137,8 +137,11 @@ def test_a_nan_loss_keeps_the_last_finite_step_writes_no_nan_and_reports_it(stag
         (stage_dir.root / f"data/predictions/{model}").mkdir(parents=True)
         rows = "".join(json.dumps({"doc_id": i, "acc": float(i % 2)}) + "\n" for i in range(4))
         (stage_dir.root / f"data/predictions/{model}/copa.jsonl").write_text(rows)
+    (stage_dir.root / "data/trajectory").mkdir()
+    (stage_dir.root / "data/trajectory/steps.json").write_text('{"enabled": false}')  # gap.trajectory off
     result = stage_dir.run("aggregate", "--scores", "metrics/eval", "--predictions", "data/predictions",
-                           "--corpus", corpus, "--train", "metrics/gap/train.json", "--out", "metrics/summary")
+                           "--corpus", corpus, "--train", "metrics/gap/train.json", "--trajectory",
+                           "data/trajectory", "--out", "metrics/summary")
     assert result.returncode == 0, result.stderr
     rows = (stage_dir.root / "metrics/summary/runs_classification.csv").read_text().splitlines()
     assert [row.split(",")[2] for row in rows] == ["epoch", "0", "0"]

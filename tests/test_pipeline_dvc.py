@@ -35,7 +35,7 @@ GAP_EVALUATIONS = {stage for stage in EVALUATIONS if "@gap-" in stage}
 IMPORTS = {"import_benchmarks", "import_corpus@github", "import_corpus@pile_cc", "import_corpus@tdec"}
 ALL_STAGES = {
     *IMPORTS, "check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc",
-    "sample_corpus@tdec", "gap",
+    "sample_corpus@tdec", "gap", "trajectory",
     *EVALUATIONS, "aggregate",
 }
 
@@ -83,28 +83,54 @@ def test_evaluations_rerun_only_when_the_kept_weights_change(project):
     defaults = project.params()["gap"]
     # A ceiling the loss never reaches: the same ascent and the same kept weights, only a new run record.
     project.set_param("gap.loss_ceiling", defaults["loss_ceiling"] - 1)
-    assert project.changed_stages() == {"check_params", "gap"}
-    assert project.repro() == ({"check_params", "gap"}, set())
+    # (The trajectory stage reads every gap key too; off, it writes the same one line, so nothing follows it.)
+    assert project.changed_stages() == {"check_params", "gap", "trajectory"}
+    assert project.repro() == ({"check_params", "gap", "trajectory"}, set())
     assert project.read_json("models/gap_run.json")["gap"]["loss_ceiling"] == defaults["loss_ceiling"] - 1
     project.set_param("gap.loss_ceiling", defaults["loss_ceiling"])
-    assert project.repro() == ({"check_params"}, {"gap"})
+    assert project.repro() == ({"check_params"}, {"gap", "trajectory"})
     # One more step: the scores of GAP rerun if and only if the selection kept another step (new weights).
     project.set_param("gap.steps", 2)
     ran, _ = project.repro()
     train = project.read_json("metrics/gap/train.json")
     assert train["steps_run"] == 2
     rescored = GAP_EVALUATIONS if train["steps"] != first["steps"] else set()
-    assert ran == {"check_params", "gap", "aggregate"} | rescored
+    assert ran == {"check_params", "gap", "trajectory", "aggregate"} | rescored
     # Another learning rate, and the last step kept whatever the slice says: weights never scored before.
     project.set_param("gap.lr", defaults["lr"] * 2)
     project.set_param("gap.select.criterion", "last")
-    assert project.repro() == ({"check_params", "gap", *GAP_EVALUATIONS, "aggregate"}, set())
+    assert project.repro() == ({"check_params", "gap", "trajectory", *GAP_EVALUATIONS, "aggregate"}, set())
     # Back to the defaults: everything downstream of gap comes back from the run-cache, never the baseline reruns.
     for key in ("steps", "lr"):
         project.set_param(f"gap.{key}", defaults[key])
     project.set_param("gap.select.criterion", defaults["select"]["criterion"])
-    assert project.repro() == ({"check_params"}, {"gap", *GAP_EVALUATIONS, "aggregate"})
+    assert project.repro() == ({"check_params"}, {"gap", "trajectory", *GAP_EVALUATIONS, "aggregate"})
     assert project.read_json("metrics/gap/train.json") == first
+
+
+def test_a_trajectory_reports_every_step_both_protocols_and_the_selection_bias(project):
+    """gap.trajectory reruns neither the ascent's selection nor an evaluation: only its stage and the summary."""
+    project.set_param("gap.trajectory", True)
+    assert project.changed_stages() == {"check_params", "trajectory"}
+    assert project.repro() == ({"check_params", "trajectory", "aggregate"}, set())
+    summary, train = project.read_json("metrics/summary/summary.json"), project.read_json("metrics/gap/train.json")
+    assert summary["run"]["model"] == project.params()["model"]["name"]
+    paper, disjoint = summary["protocols"]["paper"], summary["protocols"]["disjoint"]
+    assert disjoint["step"] == train["steps"] and 0 <= paper["step"] <= train["steps_run"]
+    for family in ("classification", "dialogue"):
+        trajectory = summary["trajectory"][family]
+        assert [entry["step"] for entry in trajectory] == list(range(train["steps_run"] + 1))
+        assert trajectory[0]["delta"] == 0.0 and trajectory[0]["delta_ci95"] == [0.0, 0.0]
+        # The kept step's gain on the reported examples is the evaluate stages' gain, scored in another process.
+        assert disjoint[family]["delta"] == pytest.approx(summary["averages"][family]["delta"], abs=1e-9)
+        kept = trajectory[train["steps"]]
+        assert disjoint[family] == {"delta": kept["delta"], "delta_ci95": kept["delta_ci95"]}
+        bias = summary["selection_bias"][family]
+        assert bias["delta"] == pytest.approx(paper[family]["delta"] - disjoint[family]["delta"], abs=1e-9)
+        assert len(bias["delta_ci95"]) == 2
+    project.set_param("gap.trajectory", False)
+    assert project.repro() == ({"check_params"}, {"trajectory", "aggregate"})
+    assert "trajectory" not in project.read_json("metrics/summary/summary.json")
 
 
 def test_evaluation_leaves_every_task_score_and_the_summary(project):
@@ -139,17 +165,18 @@ def test_evaluation_leaves_every_task_score_and_the_summary(project):
 
 def test_one_task_limit_reruns_that_task_alone(project):
     project.set_param("eval.tasks.copa.limit", 3)
-    assert project.changed_stages() == {"check_params", "evaluate@base-copa", "evaluate@gap-copa"}
-    assert project.repro() == ({"check_params", "evaluate@base-copa", "evaluate@gap-copa", "aggregate"}, set())
+    assert project.changed_stages() == {"check_params", "trajectory", "evaluate@base-copa", "evaluate@gap-copa"}
+    assert project.repro() == ({"check_params", "trajectory", "evaluate@base-copa", "evaluate@gap-copa",
+                                "aggregate"}, set())
     assert project.read_json("metrics/eval/base/copa.json")["examples"] == 3
 
 
 def test_the_selection_split_reruns_gap_and_a_reporting_split_its_task(project):
     project.set_param("gap.select.split", "test")
-    assert project.changed_stages() == {"check_params", "gap"}
+    assert project.changed_stages() == {"check_params", "gap", "trajectory"}
     project.set_param("gap.select.split", "validation")
     project.set_param("eval.tasks.copa.split", "test")
-    assert project.changed_stages() == {"check_params", "evaluate@base-copa", "evaluate@gap-copa"}
+    assert project.changed_stages() == {"check_params", "trajectory", "evaluate@base-copa", "evaluate@gap-copa"}
     project.set_param("eval.tasks.copa.split", "validation")
     assert project.changed_stages() == set()
 
@@ -190,13 +217,16 @@ def test_what_the_gap_stage_would_refuse_check_params_refuses_first(project, key
 
 @pytest.mark.parametrize(("module", "stages"), [
     ("core/runtime.py", {*IMPORTS, "check_params", "prepare_model", "sample_corpus@github", "sample_corpus@pile_cc",
-                         "sample_corpus@tdec", "gap", *EVALUATIONS, "aggregate"}),
+                         "sample_corpus@tdec", "gap", "trajectory", *EVALUATIONS, "aggregate"}),
     ("task_data.py", {"import_benchmarks", "check_params"}),
     ("corpora.py", {"import_corpus@github", "import_corpus@pile_cc", "import_corpus@tdec", "sample_corpus@github",
                     "sample_corpus@pile_cc", "sample_corpus@tdec"}),
-    ("models.py", {"prepare_model", "gap", *EVALUATIONS}),
-    ("scoring/batching.py", {"gap", *EVALUATIONS}),
-    ("scoring/records.py", {"import_benchmarks"}),  # its unchanged output reruns nothing after it
+    ("models.py", {"prepare_model", "gap", "trajectory", *EVALUATIONS}),
+    ("scoring/batching.py", {"gap", "trajectory", *EVALUATIONS}),
+    ("gap/trajectory.py", {"gap", "trajectory"}),
+    # The import renders records through the tasks' configs; the scorers depend on the whole scoring folder. The
+    # import's unchanged output reruns nothing after it (check_params).
+    ("scoring/records.py", {"import_benchmarks", "gap", "trajectory", *EVALUATIONS}),
     ("reporting/run_summary.py", {"aggregate"}),
 ])
 def test_an_edit_to_a_module_reruns_the_stages_that_import_it(project, module, stages):

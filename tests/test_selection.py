@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 from gap_pipeline.core.checks import Inputs, check_disjoint, check_splits
 from gap_pipeline.core.errors import ParamsError
 from gap_pipeline.core.params import TrackedParams, parse_params
-from gap_pipeline.core.tasks import family_averages
-from gap_pipeline.gap.selection import BestStep, SelectionSlice, criterion_value
+from gap_pipeline.core.tasks import criterion_value, family_averages
+from gap_pipeline.gap.selection import BestStep, SelectionSlice
 from gap_pipeline.task_data import split_size
 from tests.conftest import SHARED, with_shared_data
 

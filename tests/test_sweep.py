@@ -199,3 +199,41 @@ def test_stages_run_and_restored_are_read_from_dvcs_output():
     output = ("Running stage 'gap':\n> python ...\n"
               "Stage 'evaluate@base-copa' is cached - skipping run, checking out outputs\n")
     assert stages_run(output) == {"ran": ["gap"], "restored": ["evaluate@base-copa"]}
+
+
+def _with_trajectory(summary: dict, gains: list[float], paper: int, kept: int) -> dict:
+    """A summary with a trajectory: the same gains by step in both families, the protocols' steps given."""
+    entry = {f: [{"step": s, "delta": g, "delta_ci95": [g - 0.01, g + 0.01]} for s, g in enumerate(gains)]
+             for f in ("classification", "dialogue")}
+
+    def gain(step: int) -> dict:
+        return {f: {"delta": gains[step], "delta_ci95": [gains[step] - 0.01, gains[step] + 0.01]} for f in entry}
+
+    return summary | {"trajectory": entry, "protocols": {"paper": {"step": paper, **gain(paper)},
+                                                         "disjoint": {"step": kept, **gain(kept)}},
+                      "selection_bias": {f: {"delta": gains[paper] - gains[kept], "delta_ci95": [0.0, 0.1]}
+                                         for f in entry}}
+
+
+def test_collect_reports_the_gain_by_step_and_both_protocols_with_intervals(tmp_path: Path):
+    shown = _exp_show({"gap-github-1": _with_trajectory(_summary(0.5, 0.5, 0), [0.0, 0.02, 0.01], 1, 0),
+                       "gap-github-2": _with_trajectory(_summary(0.5, 0.49, 2), [0.0, -0.01, -0.01], 0, 2)})
+    shown[1]["experiments"][1]["revs"][0]["data"]["params"]["params.yaml"]["data"]["gap"]["index"] = 2
+    runs = run_rows(shown)
+    text = write_report(runs, tmp_path, SHARED / "paper")
+    assert "Under each protocol, on the 2 runs with a trajectory" in text
+    steps = pd.read_csv(tmp_path / "trajectory.csv")
+    step1 = steps[(steps["family"] == "dialogue") & (steps["step"] == 1)].iloc[0]
+    assert step1["runs"] == 2 and step1["mean_gain"] == pytest.approx(0.005)
+    assert step1["mean_gain_ci95_low"] <= 0.005 <= step1["mean_gain_ci95_high"]
+    protocols = pd.read_csv(tmp_path / "protocols.csv").set_index(["family", "protocol"])
+    paper, disjoint = protocols.loc[("dialogue", "paper")], protocols.loc[("dialogue", "disjoint")]
+    assert paper["above_baseline"] == 0.5 and disjoint["above_baseline"] == 0.0  # gains 0.02, 0.0 vs 0.0, -0.01
+    assert paper["above_ci95_low"] < 0.5 < paper["above_ci95_high"]  # Wilson, 2 runs
+    bias = protocols.loc[("dialogue", "selection_bias")]
+    assert bias["mean_gain"] == pytest.approx((0.02 + 0.01) / 2)
+    comparison = pd.read_csv(tmp_path / "comparison.csv")
+    assert set(comparison["protocol"]) == {"paper", "disjoint"}
+    assert "smollm2-135m (paper protocol)" in set(comparison["who"])
+    for figure in ("trajectory.png", "protocols.png"):
+        assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

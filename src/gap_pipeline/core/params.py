@@ -96,6 +96,7 @@ class GapParams(_Section):
     loss_ceiling: float | None = Field(gt=0)
     seed: int
     select: SelectParams
+    trajectory: bool
 
 
 class RuntimeParams(_Section):
@@ -229,9 +230,13 @@ class TrackedParams:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"params are read-only; set {_join(self._path, name)} in params.yaml")
 
-    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
-        self._log.update([self._path] if self._path else type(self._value).model_fields)
-        return self._value.model_dump(**kwargs)
+    def model_dump(self, exclude: set[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The section as plain data; ``exclude`` leaves fields out, and unread (their changes rerun nothing)."""
+        if exclude:
+            self._log.update(_join(self._path, f) for f in type(self._value).model_fields if f not in exclude)
+        else:
+            self._log.update([self._path] if self._path else type(self._value).model_fields)
+        return self._value.model_dump(exclude=exclude, **kwargs)
 
     def keys_read(self) -> set[str]:
         return set(self._log)

@@ -15,6 +15,9 @@ ALL_TASKS = CLASSIFICATION_TASKS + DIALOGUE_TASKS
 # The paper averages each family separately: a run's classification score and its dialogue score.
 FAMILIES = {"classification": CLASSIFICATION_TASKS, "dialogue": DIALOGUE_TASKS}
 
+# The trajectory stage's record of each step's scores (beside one <task>.jsonl of predictions per task).
+TRAJECTORY_STEPS_FILE = "steps.json"
+
 # Accuracy for the multiple-choice (classification) tasks, unigram F1 for the dialogue replies, as the paper.
 MAIN_METRIC = {**dict.fromkeys(CLASSIFICATION_TASKS, "acc"), **dict.fromkeys(DIALOGUE_TASKS, "f1")}
 
@@ -55,3 +58,14 @@ def family_averages(scores: dict[str, float]) -> dict[str, float]:
     """Both families' averages, leaving out a family none of whose tasks was scored."""
     averages = {family: family_average(scores, family) for family in FAMILIES}
     return {family: average for family, average in averages.items() if average is not None}
+
+
+def criterion_value(criterion: str, averages: dict[str, float], start: dict[str, float]) -> float:
+    """How good a step is; higher is better.
+
+    ``both`` adds the two families' gains over step 0, each relative to its step-0 value: dialogue F1 (~0.1)
+    and accuracy (~0.5) live on different scales, and a plain sum would let accuracy decide alone.
+    """
+    if criterion in FAMILIES:
+        return averages[criterion]
+    return sum((averages[f] - start[f]) / start[f] if start[f] else averages[f] - start[f] for f in FAMILIES)

@@ -87,7 +87,7 @@ def post_train(
 
     base_info = (model_dir / MODEL_INFO_FILE).read_text(encoding="utf-8")
     run_info = {
-        "gap": gap.model_dump(),
+        "gap": gap.model_dump(exclude={"trajectory"}),  # the trajectory stage's switch changes no weight
         "text": {"corpus": gap.corpus, "doc_id": doc["doc_id"], "source_row": doc.get("source_row")},
         "base_model": json.loads(base_info),
         "metrics": summary,

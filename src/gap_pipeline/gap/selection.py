@@ -20,7 +20,7 @@ from lm_eval.evaluator import evaluate
 
 from gap_pipeline.core.checks import refuse_slice_size
 from gap_pipeline.core.params import SelectParams, TrackedParams
-from gap_pipeline.core.tasks import FAMILIES, MAIN_METRIC, family_averages
+from gap_pipeline.core.tasks import FAMILIES, MAIN_METRIC, criterion_value, family_averages
 from gap_pipeline.gap.ascent import restore_weights, snapshot_weights
 from gap_pipeline.scoring.evaluate import make_lm
 from gap_pipeline.scoring.task_config import task_manager_for, task_run, task_spec
@@ -54,17 +54,6 @@ class SelectionSlice:
         results = evaluate(lm, self.task_dict, samples=self.samples, bootstrap_iters=0, log_samples=False,
                            verbosity="WARNING")
         return {task: float(results["results"][task][f"{MAIN_METRIC[task]},none"]) for task in self.samples}
-
-
-def criterion_value(criterion: str, averages: dict[str, float], start: dict[str, float]) -> float:
-    """How good a step is; higher is better.
-
-    ``both`` adds the two families' gains over step 0, each relative to its step-0 value: dialogue F1 (~0.1)
-    and accuracy (~0.5) live on different scales, and a plain sum would let accuracy decide alone.
-    """
-    if criterion in FAMILIES:
-        return averages[criterion]
-    return sum((averages[f] - start[f]) / start[f] if start[f] else averages[f] - start[f] for f in FAMILIES)
 
 
 @dataclass

@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # files only: no display on a CI runner
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from gap_pipeline.core.io import atomic_path, write_table  # noqa: E402
 from gap_pipeline.core.tasks import FAMILIES, family_average  # noqa: E402
@@ -48,12 +49,18 @@ def run_label(run: dict[str, Any]) -> str:
 
 
 def compare_with_paper(runs: list[dict[str, Any]], paper_dir: Path) -> pd.DataFrame:
-    """Per family and corpus: the share of runs above their baseline and the mean gain, ours beside the paper's."""
+    """Per family and corpus: the share of runs above their baseline and the mean gain, ours beside the paper's;
+    ``protocol`` says how each group's step was chosen (``paper``: on the reported examples themselves)."""
     ours = [
         {"family": family, "corpus": corpus_label(run["corpus"]), "who": run_label(run),
+         "protocol": run.get("protocol", "disjoint"),
          "gain": family_average(run["gap"], family) - family_average(run["base"], family)}
         for run in runs for family in FAMILIES
     ]
+    # A run with a trajectory also answers under the paper's protocol, on its own reported examples.
+    ours += [{"family": family, "corpus": corpus_label(run["corpus"]), "who": f"{run['model']} (paper protocol)",
+              "protocol": "paper", "gain": run["protocols"]["paper"][family]["delta"]}
+             for run in runs if "protocols" in run for family in FAMILIES if family in run["protocols"]["paper"]]
     theirs = []
     for family in FAMILIES:
         paper = pd.read_csv(paper_dir / paper_file(family))
@@ -61,10 +68,12 @@ def compare_with_paper(runs: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
         for row in paper.itertuples():
             base = baselines[row.model]
             theirs.append({"family": family, "corpus": row.corpora, "who": f"paper OPT-{row.model}",
-                           "gain": row.average - base})
+                           "protocol": "paper", "gain": row.average - base})
     frame = pd.DataFrame(ours + theirs)
-    rows = [{"family": family, "corpus": corpus, "who": who, **across_runs(group["gain"].to_numpy())}
-            for (family, corpus, who), group in frame.groupby(["family", "corpus", "who"], sort=True)]
+    rows = [{"family": family, "corpus": corpus, "who": who, "protocol": protocol,
+             **across_runs(group["gain"].to_numpy())}
+            for (family, corpus, who, protocol), group in frame.groupby(["family", "corpus", "who", "protocol"],
+                                                                         sort=True)]
     return pd.DataFrame(rows)
 
 
@@ -163,6 +172,117 @@ def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _interval(values: np.ndarray) -> dict[str, Any]:
+    low, high = mean_ci(values) if len(values) > 1 else (float(values[0]), float(values[0]))
+    return {"runs": len(values), "mean_gain": float(values.mean()), "mean_gain_ci95_low": low,
+            "mean_gain_ci95_high": high}
+
+
+def trajectory_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per model, corpus, family and step: the mean gain over step 0 across runs, with its bootstrap interval
+    over runs (runs that took fewer steps leave the later steps)."""
+    points = pd.DataFrame([
+        {"model": run["model"], "corpus": corpus_label(run["corpus"]), "family": family, "step": entry["step"],
+         "gain": entry["delta"]}
+        for run in runs if "trajectory" in run for family, entries in run["trajectory"].items() for entry in entries
+    ])
+    return pd.DataFrame([{"model": m, "corpus": c, "family": f, "step": s, **_interval(group["gain"].to_numpy())}
+                         for (m, c, f, s), group in points.groupby(["model", "corpus", "family", "step"])])
+
+
+def protocol_points(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run and family: the gain the paper's protocol keeps, the disjoint one's, and their difference."""
+    return pd.DataFrame([
+        {"model": run["model"], "corpus": corpus_label(run["corpus"]), "index": run["source_row"], "family": f,
+         "paper_step": run["protocols"]["paper"]["step"], "disjoint_step": run["protocols"]["disjoint"]["step"],
+         "paper": run["protocols"]["paper"][f]["delta"], "disjoint": run["protocols"]["disjoint"][f]["delta"],
+         "selection_bias": run["selection_bias"][f]["delta"]}
+        for run in runs if "protocols" in run for f in run["selection_bias"]
+    ])
+
+
+def protocol_table(points: pd.DataFrame) -> pd.DataFrame:
+    """Per model, corpus and family, under each protocol: the share of runs above baseline (Wilson 95%) and the
+    mean gain (bootstrap 95% over runs); and the mean selection bias (paper minus disjoint) with its interval."""
+    rows = []
+    for (model, corpus, family), group in points.groupby(["model", "corpus", "family"]):
+        for protocol in ("paper", "disjoint"):
+            rows.append({"model": model, "corpus": corpus, "family": family, "protocol": protocol,
+                         **across_runs(group[protocol].to_numpy())})
+        rows.append({"model": model, "corpus": corpus, "family": family, "protocol": "selection_bias",
+                     **_interval(group["selection_bias"].to_numpy())})
+    return pd.DataFrame(rows)
+
+
+def draw_trajectory(table: pd.DataFrame, path: Path) -> None:
+    """GAP's gain by step: per family and model, the mean over runs and its 95% interval, one line per corpus."""
+    panels = sorted({(m, f) for m, f in zip(table["model"], table["family"], strict=True)})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (model, family) in zip(axes[0], panels, strict=True):
+        for k, (corpus, rows) in enumerate(table[(table["model"] == model) & (table["family"] == family)]
+                                           .groupby("corpus")):
+            rows = rows.sort_values("step")
+            ax.plot(rows["step"], rows["mean_gain"], marker="o", color=f"C{k}",
+                    label=f"{corpus} ({rows['runs'].max()} runs)")
+            ax.fill_between(rows["step"], rows["mean_gain_ci95_low"], rows["mean_gain_ci95_high"], color=f"C{k}",
+                            alpha=0.2)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(f"{model}: {FAMILY_TITLES[family].split(':')[0].lower()}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("ascent step (0: untouched)")
+        ax.set_ylabel("gain over step 0, mean and 95% interval over runs")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def draw_protocols(points: pd.DataFrame, path: Path) -> None:
+    """Per run and family, the paper protocol's gain against the disjoint protocol's: above the diagonal is the
+    part the paper's selection on its reported examples made."""
+    families = sorted(points["family"].unique())
+    fig, axes = plt.subplots(1, len(families), figsize=(4.6 * len(families), 4.2), squeeze=False)
+    for ax, family in zip(axes[0], families, strict=True):
+        rows = points[points["family"] == family]
+        for k, (model, group) in enumerate(rows.groupby("model")):
+            ax.scatter(group["disjoint"], group["paper"], color=f"C{k}", label=model, alpha=0.8)
+        span = [min(rows["disjoint"].min(), rows["paper"].min(), 0), max(rows["disjoint"].max(),
+                                                                         rows["paper"].max(), 0)]
+        ax.plot(span, span, color="grey", linestyle="--", linewidth=1, label="paper = disjoint")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_title(FAMILY_TITLES[family].split(":")[0])
+        ax.set_xlabel("gain of the step kept on the disjoint slice")
+        ax.set_ylabel("gain of the step the paper's protocol keeps")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def write_trajectory_report(runs: list[dict[str, Any]], out_dir: Path) -> str:
+    """With trajectories: trajectory.csv/.tsv/.png and protocols.csv/.tsv/.png; empty text when no run has one."""
+    if not any("trajectory" in run for run in runs):
+        return ""
+    steps = trajectory_table(runs)
+    points = protocol_points(runs)
+    protocols = protocol_table(points)
+    for name, frame in (("trajectory", steps), ("protocols", protocols)):
+        write_table(out_dir / f"{name}.csv", frame.to_dict("records"), list(frame.columns), delimiter=",")
+    write_table(out_dir / "trajectory.tsv", steps.to_dict("records"), list(steps.columns))
+    write_table(out_dir / "protocols.tsv", points.to_dict("records"), list(points.columns))
+    draw_trajectory(steps, out_dir / "trajectory.png")
+    draw_protocols(points, out_dir / "protocols.png")
+    shown = protocols.to_string(index=False, float_format=lambda v: f"{v:+.4f}")
+    with_trajectory = sum("protocols" in run for run in runs)
+    return f"\n\nUnder each protocol, on the {with_trajectory} runs with a trajectory:\n{shown}"
+
+
 def write_report(runs: list[dict[str, Any]], out_dir: Path, paper_dir: Path) -> str:
     """Write runs_<family>.csv, figure1.png, figure1.tsv and comparison.csv; return the comparison as text."""
     if not runs:
@@ -177,4 +297,5 @@ def write_report(runs: list[dict[str, Any]], out_dir: Path, paper_dir: Path) -> 
     write_table(out_dir / "comparison.csv", comparison.to_dict("records"), list(comparison.columns),
                 delimiter=",")
     shown = side_by_side(comparison).to_string(index=False, float_format=lambda v: f"{v:.4f}")
-    return f"{len(runs)} runs collected into {out_dir}\n\nGAP gain over the untouched model, per corpus:\n{shown}"
+    return (f"{len(runs)} runs collected into {out_dir}\n\nGAP gain over the untouched model, per corpus:\n{shown}"
+            + write_trajectory_report(runs, out_dir))

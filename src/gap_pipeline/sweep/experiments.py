@@ -73,6 +73,8 @@ def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
             "base": {task: s["base"] for task, s in summary["tasks"].items()},
             "gap": {task: s["gap"] for task, s in summary["tasks"].items()},
             "reference": summary.get("reference", {}),
+            # With gap.trajectory: every step's gain and both protocols' (reporting.protocols); else absent.
+            **{key: summary[key] for key in ("trajectory", "protocols", "selection_bias") if key in summary},
         })
     # A fixed order, so the report's files change in git only when a run does.
     return sorted(rows, key=lambda row: (row["model"], row["corpus"], row["index"], row["experiment"]))
