@@ -1,5 +1,6 @@
 """The benchmark scripts still run: their numbers are measurements, but their arithmetic and wiring are code."""
 
+import json
 import os
 import re
 import subprocess
@@ -110,3 +111,21 @@ def test_task_overhead_prints_both_renderings_and_that_they_agree(tiny_model_dir
     assert [r[0] for r in rows] == ["arc_easy", "copa"], result.stdout
     for _, theirs, ours, ratio, same in rows:  # the ratio of the printed (rounded) seconds, within their rounding
         assert same == "True" and float(ratio) == pytest.approx(float(theirs) / float(ours), rel=0.05), result.stdout
+
+
+def test_repro_split_divides_each_stages_wall_time_by_the_stages_records(tmp_path):
+    from repro_split import split  # noqa: E402  (a script folder, not a package)
+
+    (tmp_path / "data/predictions/base").mkdir(parents=True)
+    for task, seconds in (("copa", 10.0), ("piqa", 20.0)):
+        (tmp_path / f"data/predictions/base/{task}.run.json").write_text(json.dumps({"seconds": seconds}))
+    (tmp_path / "data/gap_timing.json").write_text(json.dumps({"total_seconds": 12.0}))
+    walls = {"evaluate@base-copa": 15.0, "evaluate@base-piqa": 26.0, "gap": 40.0, "prepare_model": 30.0,
+             "check_params": 3.0}
+    kinds = split(tmp_path, walls, total=120.0)
+    assert kinds["scoring (evaluate stages' own seconds)"] == 30.0
+    assert kinds["evaluate: start-up, model load, writing"] == 11.0
+    assert kinds["gap: ascent updates"] == 12.0 and kinds["gap: selection scoring, load, start-up"] == 28.0
+    assert kinds["model preparation"] == 30.0
+    assert kinds["DVC between stages (lock, hashing, cache)"] == 120.0 - sum(walls.values())
+    assert sum(kinds.values()) == 120.0  # every second of the run is in one kind

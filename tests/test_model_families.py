@@ -19,6 +19,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from gap_pipeline.gap.ascent import gradient_ascent
 from gap_pipeline.scoring.fast_lm import FastLM
+from tests.test_fast_lm import _multiple_choice_requests, _words
 
 WIDTH = {"vocab_size": 128, "max_position_embeddings": 128}
 ROTARY = WIDTH | {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -57,22 +58,6 @@ def _model(family: str) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(config).eval()
 
 
-def _words(rng: random.Random, n: int) -> str:
-    return " ".join(f"w{rng.randint(2, 127)}" for _ in range(n))
-
-
-def _questions() -> list[Instance]:
-    """Seven questions of 1-40 context tokens, each with 1-4 choices of 1-6 tokens."""
-    rng = random.Random(0)
-    requests = []
-    for question, context_len in enumerate([3, 12, 7, 30, 1, 40, 12]):
-        context = _words(rng, context_len)
-        for _ in range(rng.randint(1, 4)):
-            requests.append(Instance("loglikelihood", {}, (context, " " + _words(rng, rng.randint(1, 6))),
-                                     idx=question))
-    return requests
-
-
 def _prompts() -> list[Instance]:
     rng = random.Random(1)
     return [Instance("generate_until", {}, (_words(rng, n), {"until": ["w3"], "max_gen_toks": 8,
@@ -97,7 +82,7 @@ def test_fast_lm_gives_hflms_answers_on_every_family(family, tiny_tokenizer):
     # ALiBi biases by the key's index in the row, not by the positions given: a packed row's later choices
     # would sit too far from their context (and Bloom's forward refuses a 4-D mask outright).
     assert paths == {"packed": family not in PACKED_UNSOUND, "cached": True, "generate": True}, paths
-    questions = _questions()
+    questions = _multiple_choice_requests()
     expected, got = hflm.loglikelihood(questions), fast.loglikelihood(questions)
     for (ll_ref, greedy_ref), (ll, greedy) in zip(expected, got, strict=True):
         assert ll == pytest.approx(ll_ref, abs=1e-4)
