@@ -77,7 +77,7 @@ def main() -> None:
     project = clone(Path(tempfile.mkdtemp(prefix="repro-split-", dir=ROOT.parent)))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True, text=True,
                             check=True).stdout.strip()
-    print(f"clean clone of {commit} in {project}; {os.cpu_count()} CPUs")
+    print(f"clean clone of {commit} in ../{project.name} (a sibling of the project); {os.cpu_count()} CPUs")
     walls, total = timed_repro(project)
     print(f"\ndvc repro: {total:.0f} s ({total / 60:.1f} min), {len(walls)} stages\n")
     print(f"{'stage':48s} {'wall s':>8s}")
