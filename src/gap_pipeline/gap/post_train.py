@@ -6,7 +6,7 @@ import json
 import math
 import statistics
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,31 @@ from gap_pipeline.gap.ascent import AscentResult, StepLog, encode_text, gradient
 from gap_pipeline.gap.selection import BestStep, selection_columns
 from gap_pipeline.models import MODEL_INFO_FILE, load_model, save_model
 from gap_pipeline.scoring.evaluate import resolve_model_class
+
+
+@dataclass
+class AscentSetup:
+    """The seeded machine, the base model and the text's token ids, as the gap and trajectory stages start."""
+
+    model: Any
+    tokenizer: Any
+    doc: dict[str, Any]
+    input_ids: Any
+    device: Any
+    dtype: Any
+
+    @classmethod
+    def load(cls, params: TrackedParams, model_dir: Path, corpus_file: Path) -> AscentSetup:
+        """Threads, seed, device and dtype from params; one model load; the text ``gap.index``, encoded."""
+        gap, runtime = params.gap, params.runtime
+        configure_cpu(runtime.threads)
+        seed_everything(gap.seed)
+        device = resolve_device(runtime.device)
+        dtype = resolve_dtype(runtime.dtype, device)
+        doc = pick_text(corpus_file, gap.index)
+        model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
+        input_ids = encode_text(tokenizer, doc["text"], gap.max_length, doc["doc_id"]).to(device)
+        return cls(model, tokenizer, doc, input_ids, device, dtype)
 
 
 def pick_text(corpus_file: Path, index: int) -> dict[str, Any]:
@@ -68,14 +93,10 @@ def post_train(
     param that leaves the kept weights as they were (more steps that keep the same one, a ceiling never reached)
     reruns no evaluation.
     """
-    gap, runtime = params.gap, params.runtime
-    configure_cpu(runtime.threads)
-    seed_everything(gap.seed)
-    device = resolve_device(runtime.device)
-    dtype = resolve_dtype(runtime.dtype, device)
-    doc = pick_text(corpus_file, gap.index)
-    model, tokenizer = load_model(model_dir, device, dtype, params.model.trust_remote_code)
-    input_ids = encode_text(tokenizer, doc["text"], gap.max_length, doc["doc_id"]).to(device)
+    gap = params.gap
+    setup = AscentSetup.load(params, model_dir, corpus_file)
+    model, tokenizer, doc, input_ids, device, dtype = (setup.model, setup.tokenizer, setup.doc, setup.input_ids,
+                                                       setup.device, setup.dtype)
 
     best = None if gap.select.criterion == "last" else BestStep.for_model(params, model, tokenizer, benchmarks)
     result = gradient_ascent(model, input_ids, gap.steps, gap.lr, gap.betas, gap.loss_ceiling,

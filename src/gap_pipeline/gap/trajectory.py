@@ -16,11 +16,9 @@ from typing import Any
 
 from gap_pipeline.core.io import atomic_path, write_json, write_jsonl
 from gap_pipeline.core.params import TrackedParams
-from gap_pipeline.core.runtime import configure_cpu, resolve_device, resolve_dtype, seed_everything
 from gap_pipeline.core.tasks import MAIN_METRIC, TRAJECTORY_STEPS_FILE
-from gap_pipeline.gap.ascent import encode_text, gradient_ascent
-from gap_pipeline.gap.post_train import pick_text
-from gap_pipeline.models import load_model
+from gap_pipeline.gap.ascent import gradient_ascent
+from gap_pipeline.gap.post_train import AscentSetup
 from gap_pipeline.scoring.evaluate import evaluate_task, make_lm
 from gap_pipeline.scoring.task_config import task_run
 
@@ -30,13 +28,8 @@ def score_trajectory(params: TrackedParams, model_dir: Path, corpus_file: Path, 
     """Write ``out_dir``: ``steps.json`` (each step's task scores) and ``<task>.jsonl`` (every step's predictions,
     each row with its ``step``). The stage calls it only when ``gap.trajectory`` is set."""
     gap, settings = params.gap, params.eval
-    configure_cpu(params.runtime.threads)
-    seed_everything(gap.seed)
-    device = resolve_device(params.runtime.device)
-    model, tokenizer = load_model(model_dir, device, resolve_dtype(params.runtime.dtype, device),
-                                  params.model.trust_remote_code)
-    doc = pick_text(corpus_file, gap.index)
-    input_ids = encode_text(tokenizer, doc["text"], gap.max_length, doc["doc_id"]).to(device)
+    setup = AscentSetup.load(params, model_dir, corpus_file)  # as the gap stage starts: the same weights at every step
+    model, tokenizer, input_ids = setup.model, setup.tokenizer, setup.input_ids
     lm = make_lm(settings.model_class, model, tokenizer, settings.batch_size)
     runs = [task_run(params, task, run.split, run.limit, benchmarks) for task, run in settings.tasks.items()]
     scores: dict[int, dict[str, float]] = {}
