@@ -11,7 +11,6 @@ from gap_pipeline.core.io import atomic_path, write_json
 from gap_pipeline.core.params import TrackedParams
 from gap_pipeline.core.stage import run_stage
 from gap_pipeline.core.tasks import TRAJECTORY_STEPS_FILE
-from gap_pipeline.gap.trajectory import score_trajectory
 
 
 def main(params: TrackedParams) -> None:
@@ -26,6 +25,10 @@ def main(params: TrackedParams) -> None:
             write_json(tmp / TRAJECTORY_STEPS_FILE, {"enabled": False})
         print("trajectory off (gap.trajectory: false)")
         return
+    # Imported only when on: torch, transformers and lm-eval take seconds to load, which an off run (the default
+    # pipeline, and every rerun of this stage while off) would spend for nothing.
+    from gap_pipeline.gap.trajectory import score_trajectory
+
     record = score_trajectory(params, args.model, args.corpus, args.benchmarks, args.out)
     print(f"trajectory of steps {record['steps']} in {args.out}")
 

@@ -6,16 +6,22 @@ import json
 import os
 import subprocess
 import sys
+from itertools import islice
 from pathlib import Path
 
 # Tests never reach the hub: set before huggingface_hub is imported, which reads it once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Under pytest-xdist each worker, and each stage it starts, computes on one thread: two workers of torch's default
+# (a thread per core) would put twice as many busy threads as cores on the machine, and OpenMP threads that
+# wait for each other on a shared core spin instead of working. Read by torch when it loads, so set first.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
 import yaml
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from gap_pipeline.models import MODEL_INFO_FILE
@@ -73,6 +79,48 @@ def save_tiny_model(out: Path) -> Path:
     make_tiny_model().save_pretrained(out)
     make_tiny_tokenizer().save_pretrained(out)
     return out
+
+
+def make_character_tokenizer() -> PreTrainedTokenizerFast:
+    """One token per printable ASCII character (anything else is [UNK]): any two real texts differ in tokens."""
+    vocab = {"[UNK]": 0, "<eos>": 1} | {chr(code): code - 30 for code in range(32, 127)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="<eos>")
+
+
+def save_wide_tiny_model(out: Path) -> Path:
+    """A tiny model with a wide feed-forward layer, about 27M parameters, and one token per character.
+
+    Its weights file (about 107 MB) takes a while to write, so a test can kill a stage while it writes, yet a step
+    or a scored example costs milliseconds; its tokenizer gives each corpus text its own tokens (the word-level
+    one reads every real text as [UNK]s), so a run's loss says which text it post-trained.
+    """
+    # A character is a token: a window of 512 holds a choice or a reply (the longest scored here: 241) with context.
+    make_tiny_model(hidden_size=512, intermediate_size=8192, max_position_embeddings=512).save_pretrained(out)
+    make_character_tokenizer().save_pretrained(out)
+    return out
+# Records per split in the small benchmark mirror: a few reported examples at each split's start and a selection
+# slice at its end, as the tiny pipeline configurations ask.
+SMALL_MIRROR_RECORDS = 16
+
+
+def write_small_benchmarks(out: Path, records: int = SMALL_MIRROR_RECORDS) -> Path:
+    """The first ``records`` of every split of the shared benchmark mirror, in the same layout.
+
+    The real tasks, fields and texts, at the size a tiny `dvc repro` reads: import_benchmarks renders every record
+    of the mirror through its task's lm-eval config, which for the whole mirror is most of a tiny run.
+    """
+    for split in sorted((SHARED / "benchmarks").glob("*/*.jsonl")):
+        (out / split.parent.name).mkdir(parents=True, exist_ok=True)
+        with split.open(encoding="utf-8") as lines:
+            (out / split.parent.name / split.name).write_text("".join(islice(lines, records)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_benchmarks(tmp_path_factory) -> Path:
+    return write_small_benchmarks(tmp_path_factory.mktemp("benchmarks"))
 
 
 @pytest.fixture
@@ -148,3 +196,9 @@ def tiny_base(tiny_model_dir) -> Path:
     """The tiny model as prepare_model leaves it: with the model_info.json that later stages read."""
     (tiny_model_dir / MODEL_INFO_FILE).write_text(json.dumps({"name": "tiny", "parameters": 1}))
     return tiny_model_dir
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests (marked slow or ray) first: with pytest-xdist handing out one file at a time, the
+    longest files start at once and the short ones fill in around them, instead of one long file starting last."""
+    items.sort(key=lambda item: item.get_closest_marker("ray") is None and item.get_closest_marker("slow") is None)

@@ -9,9 +9,11 @@ nothing they open is reachable from outside. Every command that talks to the clu
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +25,11 @@ def _ray() -> str:
 
 
 class LoopbackCluster:
-    def __init__(self, temp: Path):
-        self.temp = temp
+    def __init__(self, logs: Path):
+        self.logs = logs
+        # Ray keeps its sockets under its temp dir, and a socket's path may not exceed 107 bytes: pytest's folders
+        # (deeper still under pytest-xdist) are too long, so the session lives in a short folder of its own.
+        self.temp = Path(tempfile.mkdtemp(prefix="ray-"))
         # `unshare -n` execs `sleep` in a new network namespace: that process anchors it for `nsenter`.
         self.anchor = subprocess.Popen(["unshare", "-n", "sleep", "infinity"])
         time.sleep(0.2)
@@ -52,7 +57,7 @@ class LoopbackCluster:
         """A node of 1 CPU, its processes kept in the foreground (`--block`) so the test owns them."""
         role = (["--head", f"--port={PORT}", "--include-dashboard=false", f"--temp-dir={self.temp}"] if head
                 else [f"--address={self.address}"])
-        log = open(self.temp.parent / f"node-{len(self.nodes)}.log", "w")  # noqa: SIM115  (closed with the node)
+        log = open(self.logs / f"node-{len(self.nodes)}.log", "w")  # noqa: SIM115  (closed with the node)
         node = self.popen(_ray(), "start", *role, "--node-ip-address=127.0.0.1", "--num-cpus=1", "--block",
                           "--object-store-memory=100000000", "--disable-usage-stats", stdout=log,
                           stderr=subprocess.STDOUT, env=os.environ | {"RAY_USAGE_STATS_ENABLED": "0"})
@@ -63,7 +68,10 @@ class LoopbackCluster:
     def alive_nodes(self) -> int:
         probe = ("import ray; ray.init(address='auto', log_to_driver=False); "
                  "print(sum(n['Alive'] for n in ray.nodes()))")
-        result = self.run(sys.executable, "-c", probe, env=os.environ | {"RAY_ADDRESS": self.address})
+        try:  # ray.init waits for a head that is not up yet: a probe that hangs counts as no node
+            result = self.run(sys.executable, "-c", probe, env=os.environ | {"RAY_ADDRESS": self.address}, timeout=30)
+        except subprocess.TimeoutExpired:
+            return 0
         return int(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else 0
 
     def wait_for_nodes(self, count: int, timeout: float = 120) -> None:
@@ -121,3 +129,4 @@ class LoopbackCluster:
             node.wait()
         self.anchor.kill()
         self.anchor.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)
