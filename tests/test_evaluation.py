@@ -167,6 +167,7 @@ def our_run(request, smollm2_dir, cli_run) -> dict:
     }
 
 
+@pytest.mark.slow  # SmolLM2 prepared, lm-eval's CLI run on it
 @pytest.mark.parametrize("task", TASKS)
 def test_scores_equal_lm_evals_cli(task, cli_run, our_run):
     record, predictions = our_run[task]
@@ -187,6 +188,7 @@ def test_scores_equal_lm_evals_cli(task, cli_run, our_run):
             assert ours["loglikelihoods"] == pytest.approx(cli_lls, abs=1e-4, rel=1e-5)
 
 
+@pytest.mark.slow  # SmolLM2 prepared, lm-eval's CLI run on it
 def test_dialogue_records_the_gold_reply_loss(our_run):
     record, predictions = our_run["wizard_of_wikipedia"]
     assert 0 < record["metrics"]["reply_loss"] < 20
@@ -235,6 +237,7 @@ def gap_cli_vs_stage(smollm2_dir, tmp_path_factory) -> dict:
     return {"cli": {name: flatten_metrics(values) for name, values in cli.items()}, "stage": records}
 
 
+@pytest.mark.slow  # SmolLM2 prepared, lm-eval's CLI run on it
 def test_gap_lm_eval_gives_the_evaluate_stages_scores(gap_cli_vs_stage):
     cli, stage = gap_cli_vs_stage["cli"], gap_cli_vs_stage["stage"]
     assert stage["copa"]["examples"] == stage["wizard_of_wikipedia"]["examples"] == LIMIT
@@ -247,6 +250,7 @@ def test_gap_lm_eval_gives_the_evaluate_stages_scores(gap_cli_vs_stage):
     assert 0 < stage["wizard_of_wikipedia"]["metrics"]["reply_loss"] < 20
 
 
+@pytest.mark.slow  # SmolLM2 prepared, lm-eval's CLI run on it
 def test_bf16_verified_gives_float32s_picks_and_metrics(smollm2_dir):
     """A bfloat16 copy scores, float32 re-scores what it could have changed: float32's answers, re-scores marked."""
     model, tokenizer = load_model(smollm2_dir, torch.device("cpu"), torch.float32)
