@@ -199,6 +199,7 @@ def tiny_base(tiny_model_dir) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests (marked slow or ray: lm-eval agreement, dvc repro, Ray) first: with pytest-xdist handing out one file at a time, the
-    longest files start at once and the short ones fill in around them, instead of one long file starting last."""
+    """The end-to-end tests (marked slow or ray: lm-eval agreement, dvc repro, Ray) first: with pytest-xdist
+    handing out one file at a time, the longest files start at once and the short ones fill in around them,
+    instead of one long file starting last."""
     items.sort(key=lambda item: item.get_closest_marker("ray") is None and item.get_closest_marker("slow") is None)
