@@ -66,12 +66,17 @@ def make_tiny_model(**config_overrides) -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
+def _lookup_tokenizer(vocab: dict[str, int], splitter, eos_token: str) -> PreTrainedTokenizerFast:
+    """A tokenizer that splits with ``splitter`` and looks each piece up in ``vocab`` ([UNK] if absent)."""
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = splitter
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token=eos_token)
+
+
 def make_tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A word-level tokenizer over 127 made-up words plus [UNK], matching the tiny model's vocabulary."""
     vocab = {"[UNK]": 0} | {f"w{i}": i for i in range(1, 128)}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="w1")
+    return _lookup_tokenizer(vocab, pre_tokenizers.Whitespace(), eos_token="w1")
 
 
 def save_tiny_model(out: Path) -> Path:
@@ -84,9 +89,7 @@ def save_tiny_model(out: Path) -> Path:
 def make_character_tokenizer() -> PreTrainedTokenizerFast:
     """One token per printable ASCII character (anything else is [UNK]): any two real texts differ in tokens."""
     vocab = {"[UNK]": 0, "<eos>": 1} | {chr(code): code - 30 for code in range(32, 127)}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", eos_token="<eos>")
+    return _lookup_tokenizer(vocab, pre_tokenizers.Split(Regex("."), behavior="isolated"), eos_token="<eos>")
 
 
 def save_wide_tiny_model(out: Path) -> Path:
@@ -100,6 +103,8 @@ def save_wide_tiny_model(out: Path) -> Path:
     make_tiny_model(hidden_size=512, intermediate_size=8192, max_position_embeddings=512).save_pretrained(out)
     make_character_tokenizer().save_pretrained(out)
     return out
+
+
 # Records per split in the small benchmark mirror: a few reported examples at each split's start and a selection
 # slice at its end, as the tiny pipeline configurations ask.
 SMALL_MIRROR_RECORDS = 16
