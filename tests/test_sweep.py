@@ -18,6 +18,7 @@ from gap_pipeline.reporting.run_summary import paper_file
 from gap_pipeline.reporting.sweep_report import compare_with_paper, paper_baselines, write_report
 from gap_pipeline.sweep import experiment_name, grid_points, parse_indices, queue_commands, run_rows
 from gap_pipeline.sweep.clone_run import PointFailed, PointRefused, apply_settings, failure, last_line, stages_run
+from gap_pipeline.sweep.experiments import export_runs, finished_runs, read_runs, rows_of
 from tests.conftest import PROJECT_ROOT, SHARED
 
 
@@ -77,6 +78,18 @@ def test_experiments_are_read_back_and_unfinished_ones_skipped():
     assert row["protocol"] == "disjoint"
 
 
+def test_exported_runs_read_back_as_the_same_report_rows(tmp_path: Path):
+    """A study committed as one file per run gives `collect --runs` the rows `dvc exp show` gave."""
+    shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-tdec-1": _summary(0.5, 0.49, 1),
+                       "gap-pile_cc-1": None})
+    written = export_runs(finished_runs(shown), tmp_path / "study")
+    assert sorted(path.name for path in written) == ["gap-github-1.json", "gap-tdec-1.json"]  # finished ones
+    assert rows_of(read_runs(tmp_path / "study")) == run_rows(shown)
+    (tmp_path / "study" / "stray.json").write_text('{"summary": {}}')
+    with pytest.raises(RuntimeError, match=r"stray.json: no params or summary; write the folder with"):
+        read_runs(tmp_path / "study")
+
+
 def test_runs_selected_on_their_reported_examples_are_marked_optimistic():
     shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3)})
     shown[1]["experiments"][0]["revs"][0]["data"]["params"]["params.yaml"]["data"]["gap"]["select"] = {
@@ -128,6 +141,19 @@ def test_report_counts_runs_above_baseline_and_mean_gain(tmp_path: Path):
     with open(tmp_path / "figure1.tsv") as f:
         series = {row["series"] for row in csv.DictReader(f, delimiter="\t")}
     assert series == {"GAP smollm2-135m", "baseline smollm2-135m", "reference gemma3-270m"}
+
+
+def test_a_sweep_of_multiple_choice_tasks_alone_is_collected(tmp_path: Path):
+    """No dialogue task configured: the report covers the family that was scored, and draws it alone."""
+    summary = _summary(0.5, 0.52, 3)
+    summary["tasks"] = {task: scores for task, scores in summary["tasks"].items() if task in CLASSIFICATION_TASKS}
+    summary["reference"] = {"gemma3-270m": {"classification": 0.55, "dialogue": None}}
+    runs = run_rows(_exp_show({"gap-github-1": summary}))
+    write_report(runs, tmp_path, SHARED / "paper")
+    with open(tmp_path / "comparison.csv") as f:
+        assert {row["family"] for row in csv.DictReader(f)} == {"classification"}
+    assert not (tmp_path / "runs_dialogue.csv").exists()
+    assert (tmp_path / "figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_figure_keeps_each_models_runs_apart():

@@ -55,14 +55,15 @@ def compare_with_paper(runs: list[dict[str, Any]], paper_dir: Path) -> pd.DataFr
         {"family": family, "corpus": corpus_label(run["corpus"]), "who": run_label(run),
          "protocol": run.get("protocol", "disjoint"),
          "gain": family_average(run["gap"], family) - family_average(run["base"], family)}
-        for run in runs for family in FAMILIES
+        for run in runs for family in scored_families(run)
     ]
     # A run with a trajectory also answers under the paper's protocol, on its own reported examples.
     ours += [{"family": family, "corpus": corpus_label(run["corpus"]), "who": f"{run['model']} (paper protocol)",
               "protocol": "paper", "gain": run["protocols"]["paper"][family]["delta"]}
              for run in runs if "protocols" in run for family in FAMILIES if family in run["protocols"]["paper"]]
     theirs = []
-    for family in FAMILIES:
+    # The paper's rows for the families ours scored (all of them when there are no runs of ours yet).
+    for family in sorted({row["family"] for row in ours} or set(FAMILIES), key=list(FAMILIES).index):
         paper = pd.read_csv(paper_dir / paper_file(family))
         baselines = paper_baselines(paper)
         for row in paper.itertuples():
@@ -103,17 +104,22 @@ def side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
     return wide[ours + sorted(c for c in wide.columns if c.startswith("paper"))].reset_index()
 
 
+def scored_families(run: dict[str, Any]) -> list[str]:
+    """The task families a run scored: a sweep of multiple-choice tasks alone has no dialogue average."""
+    return [family for family in FAMILIES if family_average(run["gap"], family) is not None]
+
+
 def figure_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The dots and lines of Figure 1 as one long table (`dvc plots` data): one row per run and family."""
+    """The dots and lines of Figure 1 as one long table (`dvc plots` data): one row per run and family scored."""
     points = []
     for run in runs:
         corpus = corpus_label(run["corpus"])
-        for family in FAMILIES:
+        for family in scored_families(run):
             points.append({"family": family, "series": f"GAP {run_label(run)}", "corpus": corpus,
                            "index": run["source_row"], "epoch": run["epoch"],
                            "score": family_average(run["gap"], family)})
     for model, run in {run["model"]: run for run in runs}.items():
-        for family in FAMILIES:
+        for family in scored_families(run):
             points.append({"family": family, "series": f"baseline {model}", "corpus": "", "index": "", "epoch": 0,
                            "score": family_average(run["base"], family)})
             for name, averages in run["reference"].items():
@@ -136,8 +142,9 @@ def draw_figure(points: list[dict[str, Any]], path: Path) -> None:
     baseline as a solid line of the same colour, references dashed grey."""
     frame = pd.DataFrame(points)
     corpora = sorted(frame[frame["series"].str.startswith("GAP")]["corpus"].unique())
-    fig, axes = plt.subplots(1, len(FAMILIES), figsize=(5.5 * len(FAMILIES), 4.2))
-    for ax, family in zip(axes, FAMILIES, strict=True):
+    families = [family for family in FAMILIES if family in set(frame["family"])]
+    fig, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4.2), squeeze=False)
+    for ax, family in zip(axes[0], families, strict=True):
         series = runs_by_series(frame, family)
         colours = {name: f"C{k}" for k, name in enumerate(series)}
         width = 0.8 / len(series)
@@ -287,7 +294,7 @@ def write_report(runs: list[dict[str, Any]], out_dir: Path, paper_dir: Path) -> 
     """Write runs_<family>.csv, figure1.png, figure1.tsv and comparison.csv; return the comparison as text."""
     if not runs:
         return "no finished experiments to collect: `dvc exp show` lists none with metrics/summary/summary.json"
-    for family in FAMILIES:
+    for family in sorted({family for run in runs for family in scored_families(run)}, key=list(FAMILIES).index):
         table = per_run_table(runs, family)
         write_table(out_dir / f"runs_{family}.csv", table.to_dict("records"), list(table.columns), delimiter=",")
     points = figure_points(runs)

@@ -5,6 +5,8 @@ collected into one report.
     dvc queue start -j 1            # one worker per machine on a CPU; see README for -j 2
     python -m gap_pipeline.sweep run --corpora github --indices 0-99 --git-remote origin --address auto
     python -m gap_pipeline.sweep collect --out metrics/sweep
+    python -m gap_pipeline.sweep export --out metrics/my-study     # each finished run as one JSON, for git
+    python -m gap_pipeline.sweep collect --runs metrics/my-study --out metrics/my-study   # the report from them
 
 Each run is an ordinary experiment (`dvc exp run -S gap.corpus=... -S gap.index=...`), so DVC caches, shares
 (`dvc exp push`) and compares it like any other.

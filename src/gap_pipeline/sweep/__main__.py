@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gap_pipeline.sweep as sweep
 from gap_pipeline.core.errors import ParamsError
-from gap_pipeline.sweep.experiments import run_command, run_rows
+from gap_pipeline.sweep.experiments import export_runs, finished_runs, read_runs, rows_of, run_command
 from gap_pipeline.sweep.grid import grid_points, parse_indices, queue_commands
 
 
@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     collect.add_argument("--out", type=Path, default=Path("metrics/sweep"), help="folder for the report")
     collect.add_argument("--paper", type=Path, default=Path("../shared/paper"),
                          help="folder with the paper's gap_runs_{classification,dialog}.csv")
+    collect.add_argument("--runs", type=Path,
+                         help="read the runs from a folder `export` wrote (a study in git) instead of `dvc exp show`")
+    export = commands.add_parser("export", help="one JSON per finished experiment (params, summary, train)")
+    export.add_argument("--out", type=Path, required=True, help="folder for the files, e.g. metrics/<study>")
     args = parser.parse_args(argv)
     if args.command == "queue":
         # Nothing to pin: every stage reads its data inside the repository (the imports' outputs), which a
@@ -82,10 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return run_on_ray(args)
+    if args.command == "collect" and args.runs:
+        runs = read_runs(args.runs)
+    else:
+        runs = finished_runs(json.loads(run_command(["dvc", "exp", "show", "--json", "--all-commits"])))
+    if args.command == "export":
+        for path in export_runs(runs, args.out):
+            print(path)
+        return 0
     from gap_pipeline.reporting.sweep_report import write_report
 
-    shown = json.loads(run_command(["dvc", "exp", "show", "--json", "--all-commits"]))
-    print(write_report(run_rows(shown), args.out, args.paper))
+    print(write_report(rows_of(runs), args.out, args.paper))
     return 0
 
 

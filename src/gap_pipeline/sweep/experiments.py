@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from gap_pipeline.core.io import write_json
+
 SUMMARY_FILE = "metrics/summary/summary.json"
+TRAIN_FILE = "metrics/gap/train.json"
 PARAMS_FILE = "params.yaml"
 
 
@@ -54,15 +58,53 @@ def latest_per_params(shown: list[dict]) -> list[dict]:
     return list(newest.values())
 
 
+def finished_runs(shown: list[dict]) -> list[dict[str, Any]]:
+    """Each finished experiment (the newest of identical reruns) as ``{name, rev, params, summary, train}``: what
+    a report needs of it, and what ``export_runs`` writes to a study's folder."""
+    return [{"name": rev.get("name") or rev["rev"][:7], "rev": rev["rev"],
+             "params": file_data(rev["data"], "params", PARAMS_FILE),
+             "summary": file_data(rev["data"], "metrics", SUMMARY_FILE),
+             "train": file_data(rev["data"], "metrics", TRAIN_FILE)}
+            for rev in latest_per_params(shown)]
+
+
+def export_runs(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One ``<experiment name>.json`` per run in ``out_dir``: a study's results in git, each file as it lands,
+    readable by ``read_runs`` (and so by ``collect --runs``) on a machine without the experiments."""
+    written = []
+    for run in runs:
+        path = out_dir / f"{run['name']}.json"
+        write_json(path, run)
+        written.append(path)
+    return written
+
+
+def read_runs(folder: Path) -> list[dict[str, Any]]:
+    """The runs ``export_runs`` wrote to ``folder``; a file without ``params`` or ``summary`` is named and refused."""
+    runs = []
+    for path in sorted(folder.glob("*.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        missing = [key for key in ("params", "summary") if not run.get(key)]
+        if missing:
+            raise RuntimeError(f"{path}: no {' or '.join(missing)}; write the folder with `python -m "
+                               "gap_pipeline.sweep export` (one file per finished experiment)")
+        runs.append({"name": path.stem, "rev": run.get("rev", ""), **run})
+    return runs
+
+
 def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
     """One row per finished experiment (the newest of identical reruns): params, kept step, per-task scores."""
+    return rows_of(finished_runs(shown))
+
+
+def rows_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's row of each run (``finished_runs`` or ``read_runs``)."""
     rows = []
-    for rev in latest_per_params(shown):
-        params = file_data(rev["data"], "params", PARAMS_FILE)
-        summary = file_data(rev["data"], "metrics", SUMMARY_FILE)
+    for run in runs:
+        params, summary = run["params"], run["summary"]
         rows.append({
-            "experiment": rev.get("name") or rev["rev"][:7],
-            "rev": rev["rev"],
+            "experiment": run["name"],
+            "rev": run["rev"],
             "model": params["model"]["name"],
             # Runs from before the paper's protocol existed selected on a disjoint slice.
             "protocol": params["gap"].get("select", {}).get("protocol", "disjoint"),
