@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from itertools import islice
 from pathlib import Path
 
@@ -204,7 +205,11 @@ def tiny_base(tiny_model_dir) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests (marked slow or ray: lm-eval agreement, dvc repro, Ray) first: with pytest-xdist
-    handing out one file at a time, the longest files start at once and the short ones fill in around them,
-    instead of one long file starting last."""
-    items.sort(key=lambda item: item.get_closest_marker("ray") is None and item.get_closest_marker("slow") is None)
+    """The files with the most end-to-end tests (marked slow or ray: dvc repro, lm-eval agreement, Ray) first.
+
+    pytest-xdist hands out one file at a time in this order (`--no-loadscope-reorder` in pyproject.toml; by
+    default it would order files by their number of tests): the longest files start at once and the short ones
+    fill in around them, instead of one long file starting last and running alone at the end."""
+    end_to_end = Counter(item.path for item in items
+                         if item.get_closest_marker("ray") or item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -end_to_end[item.path])

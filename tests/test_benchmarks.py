@@ -29,37 +29,41 @@ def test_a_step_counts_six_flops_per_matmul_weight_and_token(tiny_model):
     assert step_gflop(tiny_model, 10) == pytest.approx(6 * (body + vocab * hidden) * 10 / 1e9)
 
 
-def test_gap_step_script_prints_its_share_of_the_peak(tiny_model_dir):
-    result = run_script("benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16")
+@pytest.fixture(scope="module")
+def gap_step_rounds(tmp_path_factory, tiny_model_factory) -> str:
+    """One run of benchmarks/gap_step.py with rounds and the autograd comparison: it prints every line the
+    tests below read (a single round prints the same line without its "round 1: " prefix)."""
+    model_dir = tiny_model_factory(tmp_path_factory.mktemp("gap-step") / "model")
+    result = run_script("benchmarks/gap_step.py", "--config", str(model_dir / "config.json"), "--tokens", "16",
+                        "--rounds", "3", "--compare-autograd")
     assert result.returncode == 0, result.stderr
-    match = re.search(r"16 tokens: step ([\d.]+) s .*, ([\d.]+) GFLOP/s; matmul peak ([\d.]+) GFLOP/s: "
-                      r"([\d.]+)% of the peak", result.stdout)
-    assert match, result.stdout
-    step, rate, peak, share = map(float, match.groups())
-    # A tiny model's share is a fraction of a percent, printed as 0.0% on a busy machine: check the arithmetic.
-    assert step > 0 and peak > 0 and share == pytest.approx(100 * rate / peak, abs=0.1), result.stdout
+    return result.stdout
 
 
-def test_gap_step_rounds_print_each_share_and_their_spread(tiny_model_dir):
-    result = run_script("benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16",
-                        "--rounds", "3")
-    assert result.returncode == 0, result.stderr
-    shares = [float(x) for x in re.findall(r"^round \d: .*: ([\d.]+)% of the peak$", result.stdout, re.MULTILINE)]
-    assert len(shares) == 3, result.stdout
-    summary = re.search(r"over 3 rounds: median ([\d.]+)%, min ([\d.]+)%, max ([\d.]+)%", result.stdout)
-    assert summary, result.stdout
+def test_gap_step_script_prints_its_share_of_the_peak(gap_step_rounds):
+    matches = re.findall(r"16 tokens: step ([\d.]+) s .*, ([\d.]+) GFLOP/s; matmul peak ([\d.]+) GFLOP/s: "
+                         r"([\d.]+)% of the peak", gap_step_rounds)
+    assert len(matches) == 3, gap_step_rounds
+    for match in matches:
+        step, rate, peak, share = map(float, match)
+        # A tiny model's share is a fraction of a percent, printed as 0.0% on a busy machine: check the arithmetic.
+        assert step > 0 and peak > 0 and share == pytest.approx(100 * rate / peak, abs=0.1), gap_step_rounds
+
+
+def test_gap_step_rounds_print_each_share_and_their_spread(gap_step_rounds):
+    shares = [float(x) for x in re.findall(r"^round \d: .*: ([\d.]+)% of the peak$", gap_step_rounds, re.MULTILINE)]
+    assert len(shares) == 3, gap_step_rounds
+    summary = re.search(r"over 3 rounds: median ([\d.]+)%, min ([\d.]+)%, max ([\d.]+)%", gap_step_rounds)
+    assert summary, gap_step_rounds
     assert tuple(map(float, summary.groups())) == (sorted(shares)[1], min(shares), max(shares))
 
 
-def test_gap_step_compare_autograd_prints_each_rounds_ratio_and_their_spread(tiny_model_dir):
-    result = run_script("benchmarks/gap_step.py", "--config", str(tiny_model_dir / "config.json"), "--tokens", "16",
-                        "--rounds", "3", "--compare-autograd")
-    assert result.returncode == 0, result.stderr
+def test_gap_step_compare_autograd_prints_each_rounds_ratio_and_their_spread(gap_step_rounds):
     ratios = [float(x) for x in re.findall(r"^round \d: with autograd's .*: step [\d.]+ s, ([\d.]+)x ours$",
-                                           result.stdout, re.MULTILINE)]
-    assert len(ratios) == 3, result.stdout
-    summary = re.search(r"3 rounds: median ([\d.]+)x, min ([\d.]+)x, max ([\d.]+)x", result.stdout)
-    assert summary, result.stdout
+                                           gap_step_rounds, re.MULTILINE)]
+    assert len(ratios) == 3, gap_step_rounds
+    summary = re.search(r"3 rounds: median ([\d.]+)x, min ([\d.]+)x, max ([\d.]+)x", gap_step_rounds)
+    assert summary, gap_step_rounds
     assert tuple(map(float, summary.groups())) == (sorted(ratios)[1], min(ratios), max(ratios))
 
 

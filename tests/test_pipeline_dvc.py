@@ -97,9 +97,9 @@ def test_evaluations_rerun_only_when_the_kept_weights_change(project):
     assert project.changed_stages() == {"check_params", "gap", "trajectory"}
     assert project.repro() == ({"check_params", "gap", "trajectory"}, set())
     assert project.read_json("models/gap_run.json")["gap"]["loss_ceiling"] == defaults["loss_ceiling"] - 1
+    # The ceiling back (the last repro below shows the run-cache restoring the default run) and one more step:
+    # the scores of GAP rerun if and only if the selection kept another step (new weights).
     project.set_param("gap.loss_ceiling", defaults["loss_ceiling"])
-    assert project.repro() == ({"check_params"}, {"gap", "trajectory"})
-    # One more step: the scores of GAP rerun if and only if the selection kept another step (new weights).
     project.set_param("gap.steps", 2)
     ran, _ = project.repro()
     train = project.read_json("metrics/gap/train.json")
@@ -269,7 +269,9 @@ def test_a_malformed_corpus_stops_its_import_and_leaves_dvc_status_as_it_was(pro
 def test_an_identical_forced_rerun_leaves_every_metrics_file_byte_identical(project):
     tracked = sorted(p for p in (project.root / "metrics").rglob("*") if p.is_file())
     before = {p: p.read_bytes() for p in tracked}
-    for stage in ("gap", "evaluate@base-copa", "evaluate@gap-wizard_of_wikipedia", "aggregate"):
+    # One stage of each script that writes metrics (a multiple-choice evaluation's bytes are compared in
+    # test_faults.py, two runs of the stage script side by side).
+    for stage in ("gap", "evaluate@gap-wizard_of_wikipedia", "aggregate"):
         project.dvc("repro", "-f", "-s", stage)
     changed = [str(p.relative_to(project.root)) for p in tracked if p.read_bytes() != before[p]]
     assert changed == ["metrics/gap/steps.tsv"]  # a plots table: its seconds column is the one timing kept
