@@ -78,6 +78,15 @@ def test_experiments_are_read_back_and_unfinished_ones_skipped():
     assert row["protocol"] == "disjoint"
 
 
+def test_queued_and_running_experiments_are_not_read_as_finished():
+    """Until it finishes, an experiment shows its baseline commit's metrics: its executor's state tells them apart."""
+    shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-github-2": _summary(0.5, 0.52, 3),
+                       "gap-tdec-1": _summary(0.5, 0.49, 1), "gap-pile_cc-1": _summary(0.5, 0.49, 1)})
+    for experiment, state in zip(shown[1]["experiments"], ("queued", "running", "failed", "success"), strict=True):
+        experiment["executor"] = {"state": state, "name": "dvc-task"}
+    assert [run["name"] for run in finished_runs(shown)] == ["gap-pile_cc-1"]
+
+
 def test_exported_runs_read_back_as_the_same_report_rows(tmp_path: Path):
     """A study committed as one file per run gives `collect --runs` the rows `dvc exp show` gave."""
     shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-tdec-1": _summary(0.5, 0.49, 1),

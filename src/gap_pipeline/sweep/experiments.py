@@ -25,9 +25,13 @@ def run_command(command: list[str]) -> str:
 
 
 def experiment_revs(shown: list[dict]) -> Iterable[dict]:
-    """Every experiment under every baseline commit of `dvc exp show --json`, with its name and data."""
+    """Every experiment under every baseline commit of `dvc exp show --json`, with its name and data, less those
+    its executor reports unfinished: a queued or running one shows the metrics its baseline commit holds, which
+    would read as a finished run of another model. (Experiments pulled from another machine carry no executor.)"""
     for baseline in shown:
         for experiment in baseline.get("experiments") or []:
+            if (experiment.get("executor") or {}).get("state", "success") != "success":
+                continue
             for rev in experiment.get("revs", []):
                 if rev.get("data") and not rev.get("error"):
                     yield rev
