@@ -8,12 +8,14 @@ derive both from the code instead of trusting a hand-kept list, and show that ea
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from tests.conftest import PROJECT_ROOT, StageDir
 
 PACKAGE = "gap_pipeline"
 SRC = PROJECT_ROOT / "src"
+REFERENCE = "gemma3-270m"  # a packaged model: the reference stages' instance in pipeline_stages()
 # What each part of the package may import (besides itself): the layers, bottom to top.
 ALLOWED_IMPORTS = {
     "core": set(),
@@ -131,15 +134,24 @@ def test_the_layer_check_catches_an_upward_import_and_a_cycle(tmp_path):
 
 
 # ----- dvc.yaml's deps cover the code each stage loads ----------------------------------------------------
+@functools.cache
 def pipeline_stages() -> dict[str, dict]:
-    """Every stage of dvc.yaml as DVC resolves it: its script, its code deps and its params keys."""
+    """Every stage of dvc.yaml as DVC resolves it: its script, its code deps and its params keys.
+
+    Resolved with one reference model (``REFERENCE``) whatever params.yaml lists, in a copy of dvc.yaml and
+    params.yaml, so that the reference stages, absent from a default run, are checked like every other stage."""
     stages = {}
-    with Repo(str(PROJECT_ROOT)) as repo:
-        for stage in repo.index.stages:
-            params = [key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params]
-            paths = [dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)]
-            script = re.search(r"stages/\w+\.py", stage.cmd).group(0)
-            stages[stage.name] = {"cmd": stage.cmd, "script": script, "params": params, "paths": paths}
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["reference"]["models"] = [REFERENCE]
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(PROJECT_ROOT / "dvc.yaml", folder)
+        Path(folder, "params.yaml").write_text(yaml.safe_dump(params))
+        with Repo.init(folder, no_scm=True) as repo:
+            for stage in repo.index.stages:
+                keys = [key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params]
+                paths = [dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)]
+                script = re.search(r"stages/\w+\.py", stage.cmd).group(0)
+                stages[stage.name] = {"cmd": stage.cmd, "script": script, "params": keys, "paths": paths}
     return stages
 
 
@@ -285,7 +297,7 @@ TRACED_STAGES = {
     "import_corpus@github": "import_corpus",
     "check_params": "check_params",
     "prepare_model": "prepare_model",
-    "prepare_reference@gemma3-270m": "prepare_reference",
+    f"prepare_reference@{REFERENCE}": "prepare_reference",
     "sample_corpus@github": "sample_corpus",
     "gap": "gap",
     "trajectory": "trajectory",
@@ -293,7 +305,7 @@ TRACED_STAGES = {
     "evaluate@gap-copa": "evaluate-copa",
     "evaluate@base-wizard_of_wikipedia": "evaluate-wizard_of_wikipedia",
     "evaluate@gap-wizard_of_wikipedia": "evaluate-wizard_of_wikipedia",
-    "evaluate_reference@gemma3-270m-copa": "evaluate-copa",
+    f"evaluate_reference@{REFERENCE}-copa": "evaluate-copa",
     "aggregate": "aggregate",
 }
 
