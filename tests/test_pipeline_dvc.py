@@ -387,6 +387,12 @@ def test_a_queued_sweep_runs_two_at_a_time_and_is_collected(project):
     sampled = [json.loads(line)["source_row"] for line in texts]
     assert {str(sampled[0]), str(sampled[1])} <= set(indices)
     assert (project.root / "metrics/sweep/figure1.png").stat().st_size > 10_000
+    # Exported whole from the experiment's commit: `dvc exp show` would have dropped every list (the intervals).
+    project.run(sys.executable, "-m", "gap_pipeline.sweep", "export", "--out", "metrics/study")
+    exported = json.loads((project.root / "metrics/study/gap-github-1.json").read_text())
+    committed = project.run("git", "show", f"{exported['rev']}:metrics/summary/summary.json").stdout
+    assert exported["summary"] == json.loads(committed)
+    assert len(exported["summary"]["tasks"]["copa"]["delta_ci95"]) == 2
 
 
 def test_a_sweep_is_shared_through_a_git_remote_and_a_dvc_remote(project, tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,7 @@ from gap_pipeline.reporting.run_summary import paper_file
 from gap_pipeline.reporting.sweep_report import compare_with_paper, paper_baselines, write_report
 from gap_pipeline.sweep import experiment_name, grid_points, parse_indices, queue_commands, run_rows
 from gap_pipeline.sweep.clone_run import PointFailed, PointRefused, apply_settings, failure, last_line, stages_run
-from gap_pipeline.sweep.experiments import export_runs, finished_runs, read_runs, rows_of
+from gap_pipeline.sweep.experiments import SUMMARY_FILE, TRAIN_FILE, export_runs, finished_runs, read_runs, rows_of
 from tests.conftest import PROJECT_ROOT, SHARED
 
 
@@ -57,19 +59,42 @@ def _summary(base: float, gap: float, kept: int) -> dict:
             "reference": {"gemma3-270m": {"classification": 0.55, "dialogue": 0.11}}}
 
 
+COMMITTED: dict[tuple[str, str], dict] = {}  # (experiment commit, path): the metrics file that commit holds
+
+
+def _as_dvc_shows(metrics: object) -> object:
+    """What `dvc exp show --json` keeps of a metrics file: numbers and strings; a list (an interval, the
+    trajectory) is dropped, as DVC does."""
+    if isinstance(metrics, dict):
+        kept = {key: _as_dvc_shows(value) for key, value in metrics.items()}
+        return {key: value for key, value in kept.items() if value not in (None, {})}
+    return metrics if isinstance(metrics, int | float | str) else None
+
+
 def _exp_show(summaries: dict[str, dict | None]) -> list[dict]:
-    """The shape `dvc exp show --json` prints: baselines, each with its experiments' revs."""
+    """The shape `dvc exp show --json` prints: baselines, each with its experiments' revs; each finished one's
+    summary committed whole in ``COMMITTED``, under a commit named by its content."""
     revs = []
     for name, summary in summaries.items():
+        rev = hashlib.sha1(json.dumps([name, summary], sort_keys=True).encode()).hexdigest()
+        COMMITTED.update({(rev, SUMMARY_FILE): summary, (rev, TRAIN_FILE): {"steps": 5}})
         data = {"params": {"params.yaml": {"data": {"model": {"name": "smollm2-135m"},
                                                     "gap": {"corpus": name.split("-")[1], "index": 1}}}},
-                "metrics": {} if summary is None else {"metrics/summary/summary.json": {"data": summary}}}
-        revs.append({"revs": [{"rev": "f" * 40, "name": name, "data": data, "error": None}]})
+                "metrics": {} if summary is None else {SUMMARY_FILE: {"data": _as_dvc_shows(summary)}}}
+        revs.append({"revs": [{"rev": rev, "name": name, "data": data, "error": None}]})
     return [{"rev": "workspace", "data": {}}, {"rev": "a" * 40, "data": {}, "experiments": revs}]
 
 
+def _committed(rev: str, path: str) -> dict:
+    return COMMITTED[(rev, path)]
+
+
+def _rows(shown: list[dict]) -> list[dict]:
+    return run_rows(shown, read=_committed)
+
+
 def test_experiments_are_read_back_and_unfinished_ones_skipped():
-    rows = run_rows(_exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-tdec-1": None}))
+    rows = _rows(_exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-tdec-1": None}))
     assert len(rows) == 1
     row = rows[0]
     assert (row["experiment"], row["corpus"], row["index"], row["source_row"], row["epoch"]) == (
@@ -84,16 +109,16 @@ def test_queued_and_running_experiments_are_not_read_as_finished():
                        "gap-tdec-1": _summary(0.5, 0.49, 1), "gap-pile_cc-1": _summary(0.5, 0.49, 1)})
     for experiment, state in zip(shown[1]["experiments"], ("queued", "running", "failed", "success"), strict=True):
         experiment["executor"] = {"state": state, "name": "dvc-task"}
-    assert [run["name"] for run in finished_runs(shown)] == ["gap-pile_cc-1"]
+    assert [run["name"] for run in finished_runs(shown, _committed)] == ["gap-pile_cc-1"]
 
 
 def test_exported_runs_read_back_as_the_same_report_rows(tmp_path: Path):
     """A study committed as one file per run gives `collect --runs` the rows `dvc exp show` gave."""
     shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-tdec-1": _summary(0.5, 0.49, 1),
                        "gap-pile_cc-1": None})
-    written = export_runs(finished_runs(shown), tmp_path / "study")
+    written = export_runs(finished_runs(shown, _committed), tmp_path / "study")
     assert sorted(path.name for path in written) == ["gap-github-1.json", "gap-tdec-1.json"]  # finished ones
-    assert rows_of(read_runs(tmp_path / "study")) == run_rows(shown)
+    assert rows_of(read_runs(tmp_path / "study")) == _rows(shown)
     (tmp_path / "study" / "stray.json").write_text('{"summary": {}}')
     with pytest.raises(RuntimeError, match=r"stray.json: no params or summary; write the folder with"):
         read_runs(tmp_path / "study")
@@ -103,7 +128,7 @@ def test_runs_selected_on_their_reported_examples_are_marked_optimistic():
     shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3)})
     shown[1]["experiments"][0]["revs"][0]["data"]["params"]["params.yaml"]["data"]["gap"]["select"] = {
         "protocol": "paper"}
-    comparison = compare_with_paper(run_rows(shown), SHARED / "paper")
+    comparison = compare_with_paper(_rows(shown), SHARED / "paper")
     assert "smollm2-135m (paper protocol: optimistic)" in set(comparison["who"])
 
 
@@ -113,11 +138,11 @@ def test_a_grid_point_run_again_with_the_same_params_counts_once_the_newest():
     for shown, stamp in ((older, "2026-11-22T10:00:00"), (newer, "2026-11-23T10:00:00")):
         shown[1]["experiments"][0]["revs"][0]["data"]["timestamp"] = stamp
     for shown in ([*newer, *older[1:]], [*older, *newer[1:]]):  # two baseline commits, in either order
-        assert [(row["epoch"], row["gap"]["piqa"]) for row in run_rows(shown)] == [(2, 0.4)]
+        assert [(row["epoch"], row["gap"]["piqa"]) for row in _rows(shown)] == [(2, 0.4)]
 
     other = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3)})
     other[1]["experiments"][0]["revs"][0]["data"]["params"]["params.yaml"]["data"]["gap"]["steps"] = 15
-    assert len(run_rows([*newer, *other[1:]])) == 2  # another param: another run
+    assert len(_rows([*newer, *other[1:]])) == 2  # another param: another run
 
 
 def test_paper_baselines_are_the_published_ones():
@@ -129,7 +154,7 @@ def test_paper_baselines_are_the_published_ones():
 
 def test_report_counts_runs_above_baseline_and_mean_gain(tmp_path: Path):
     shown = _exp_show({"gap-github-1": _summary(0.5, 0.52, 3), "gap-pile_cc-1": _summary(0.5, 0.5, 0)})
-    runs = run_rows(shown)
+    runs = _rows(shown)
     comparison = compare_with_paper(runs, SHARED / "paper").set_index(["family", "corpus", "who"])
     ours = comparison.loc[("classification", "Git.", "smollm2-135m")]
     assert ours["runs"] == 1 and ours["above_baseline"] == 1.0 and ours["mean_gain"] == pytest.approx(0.02)
@@ -157,7 +182,7 @@ def test_a_sweep_of_multiple_choice_tasks_alone_is_collected(tmp_path: Path):
     summary = _summary(0.5, 0.52, 3)
     summary["tasks"] = {task: scores for task, scores in summary["tasks"].items() if task in CLASSIFICATION_TASKS}
     summary["reference"] = {"gemma3-270m": {"classification": 0.55, "dialogue": None}}
-    runs = run_rows(_exp_show({"gap-github-1": summary}))
+    runs = _rows(_exp_show({"gap-github-1": summary}))
     write_report(runs, tmp_path, SHARED / "paper")
     with open(tmp_path / "comparison.csv") as f:
         assert {row["family"] for row in csv.DictReader(f)} == {"classification"}
@@ -169,8 +194,8 @@ def test_figure_keeps_each_models_runs_apart():
     """Two post-trained models in one sweep: each is its own series with its own mean, never pooled."""
     from gap_pipeline.reporting.sweep_report import figure_points, runs_by_series
 
-    (smollm,) = run_rows(_exp_show({"gap-github-1": _summary(0.5, 0.52, 3)}))
-    (other,) = run_rows(_exp_show({"gap-github-1": _summary(0.5, 0.56, 2)}))
+    (smollm,) = _rows(_exp_show({"gap-github-1": _summary(0.5, 0.52, 3)}))
+    (other,) = _rows(_exp_show({"gap-github-1": _summary(0.5, 0.56, 2)}))
     gemma = {**other, "model": "gemma3-270m"}
     series = runs_by_series(pd.DataFrame(figure_points([smollm, gemma])), "classification")
     assert {name: {c: list(ys) for c, ys in per.items()} for name, per in series.items()} == {
@@ -254,7 +279,9 @@ def test_collect_reports_the_gain_by_step_and_both_protocols_with_intervals(tmp_
     shown = _exp_show({"gap-github-1": _with_trajectory(_summary(0.5, 0.5, 0), [0.0, 0.02, 0.01], 1, 0),
                        "gap-github-2": _with_trajectory(_summary(0.5, 0.49, 2), [0.0, -0.01, -0.01], 0, 2)})
     shown[1]["experiments"][1]["revs"][0]["data"]["params"]["params.yaml"]["data"]["gap"]["index"] = 2
-    runs = run_rows(shown)
+    # `dvc exp show` drops lists: the trajectories come from the experiments' commits, whole.
+    assert "trajectory" not in shown[1]["experiments"][0]["revs"][0]["data"]["metrics"][SUMMARY_FILE]["data"]
+    runs = _rows(shown)
     text = write_report(runs, tmp_path, SHARED / "paper")
     assert "Under each protocol, on the 2 runs with a trajectory" in text
     steps = pd.read_csv(tmp_path / "trajectory.csv")

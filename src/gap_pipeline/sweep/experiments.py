@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ from gap_pipeline.core.io import write_json
 SUMMARY_FILE = "metrics/summary/summary.json"
 TRAIN_FILE = "metrics/gap/train.json"
 PARAMS_FILE = "params.yaml"
+
+MetricsReader = Callable[[str, str], dict]
 
 
 def run_command(command: list[str]) -> str:
@@ -62,13 +64,22 @@ def latest_per_params(shown: list[dict]) -> list[dict]:
     return list(newest.values())
 
 
-def finished_runs(shown: list[dict]) -> list[dict[str, Any]]:
+def committed_json(rev: str, path: str) -> dict:
+    """A metrics file as the experiment's commit holds it.
+
+    `dvc exp show` keeps only the numbers and strings of a metrics file and drops its lists: every interval
+    (`delta_ci95`) and the whole trajectory. Both files a report reads are `cache: false` metrics, committed with
+    the experiment (also one pulled with `dvc exp pull`), so git has them whole."""
+    return json.loads(run_command(["git", "show", f"{rev}:{path}"]))
+
+
+def finished_runs(shown: list[dict], read: MetricsReader = committed_json) -> list[dict[str, Any]]:
     """Each finished experiment (the newest of identical reruns) as ``{name, rev, params, summary, train}``: what
-    a report needs of it, and what ``export_runs`` writes to a study's folder."""
+    a report needs of it, and what ``export_runs`` writes to a study's folder. ``shown`` picks the runs and gives
+    their params; ``read`` their metrics files whole."""
     return [{"name": rev.get("name") or rev["rev"][:7], "rev": rev["rev"],
              "params": file_data(rev["data"], "params", PARAMS_FILE),
-             "summary": file_data(rev["data"], "metrics", SUMMARY_FILE),
-             "train": file_data(rev["data"], "metrics", TRAIN_FILE)}
+             "summary": read(rev["rev"], SUMMARY_FILE), "train": read(rev["rev"], TRAIN_FILE)}
             for rev in latest_per_params(shown)]
 
 
@@ -96,9 +107,9 @@ def read_runs(folder: Path) -> list[dict[str, Any]]:
     return runs
 
 
-def run_rows(shown: list[dict]) -> list[dict[str, Any]]:
+def run_rows(shown: list[dict], read: MetricsReader = committed_json) -> list[dict[str, Any]]:
     """One row per finished experiment (the newest of identical reruns): params, kept step, per-task scores."""
-    return rows_of(finished_runs(shown))
+    return rows_of(finished_runs(shown, read))
 
 
 def rows_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
