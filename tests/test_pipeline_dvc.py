@@ -338,6 +338,18 @@ def _dvc_store(project) -> str:
     return str(project.root.parent / "dvc-store")
 
 
+def test_a_sweep_is_not_queued_where_the_imports_are_not_in_the_cache(project, tmp_path):
+    """A fresh clone has an empty DVC cache, from which queued copies would have to restore the imports: nothing is
+    queued, and the one-line error names the command that fixes it."""
+    clone = DvcProject.clone(project.root, tmp_path / "clone")
+    refused = clone.run(sys.executable, "-m", "gap_pipeline.sweep", "queue", "--corpora", "github", "--indices", "1",
+                        check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.startswith("error: import_benchmarks, import_corpus@github")
+    assert "run `dvc repro import_benchmarks import_corpus@github" in refused.stderr
+    assert "gap-github-1" not in clone.dvc("queue", "status").stdout
+
+
 def test_a_queued_sweep_runs_two_at_a_time_and_is_collected(project):
     # A DVC remote configured before queuing: each experiment's commit carries it, so `exp push` can use it.
     project.dvc("remote", "add", "-d", "store", _dvc_store(project))

@@ -26,6 +26,17 @@ def _git(*args: str) -> str:
     return run_command(["git", *args]).strip()
 
 
+def unimported_stages() -> list[str]:
+    """The import stages whose outputs this workspace lacks (so the DVC cache may too), from `dvc status`.
+
+    Queued experiments run in copies of the repository under `.dvc/tmp/exps/`, where `../shared` names nothing,
+    and restore the imports from the cache, which a fresh clone has empty: checked before anything is queued."""
+    dvc = [sys.executable, "-m", "dvc"]
+    stages = [name for name in run_command([*dvc, "stage", "list", "--name-only"]).split()
+              if name.startswith("import_")]
+    return sorted(json.loads(run_command([*dvc, "status", "--json", *stages]) or "{}"))
+
+
 def run_on_ray(args: argparse.Namespace) -> int:
     from gap_pipeline.sweep.clone_run import Remotes
     from gap_pipeline.sweep.distributed import run_sweep, start_ray
@@ -78,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "queue":
         # Nothing to pin: every stage reads its data inside the repository (the imports' outputs), which a
-        # queued copy of the repo finds in the DVC cache.
+        # queued copy of the repo finds in the DVC cache, once the workspace has imported it.
+        missing = [] if args.dry_run else unimported_stages()
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)}: not imported in this workspace, and queued experiments "
+                               "restore the imports from its cache (their copies under .dvc/tmp/exps cannot reach "
+                               f"../shared); run `dvc repro {' '.join(missing)}` first")
         for command in queue_commands(args.corpora, parse_indices(args.indices), args.models, args.extra):
             print(" ".join(command))
             if not args.dry_run:
