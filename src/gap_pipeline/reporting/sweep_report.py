@@ -237,7 +237,7 @@ def draw_trajectory(table: pd.DataFrame, path: Path) -> None:
         ax.set_title(f"{model}: {FAMILY_TITLES[family].split(':')[0].lower()}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("ascent step (0: untouched)")
-        ax.set_ylabel("gain over step 0, mean and 95% interval over runs")
+        ax.set_ylabel("gain over step 0\n(mean, 95% interval over runs)")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     _save(fig, path)
