@@ -294,6 +294,11 @@ def test_collect_reports_the_gain_by_step_and_both_protocols_with_intervals(tmp_
     assert paper["above_ci95_low"] < 0.5 < paper["above_ci95_high"]  # Wilson, 2 runs
     bias = protocols.loc[("dialogue", "selection_bias")]
     assert bias["mean_gain"] == pytest.approx((0.02 + 0.01) / 2)
+    # The last step, kept with no selection: gains 0.01 and -0.01; the paper's choice adds 0.01 and 0.01 to it.
+    last = protocols.loc[("dialogue", "last")]
+    assert last["mean_gain"] == pytest.approx(0.0) and last["above_baseline"] == 0.5
+    over_last = protocols.loc[("dialogue", "selection_over_last")]
+    assert over_last["mean_gain"] == pytest.approx(0.01)
     comparison = pd.read_csv(tmp_path / "comparison.csv")
     assert set(comparison["protocol"]) == {"paper", "disjoint"}
     assert "smollm2-135m (paper protocol)" in set(comparison["who"])

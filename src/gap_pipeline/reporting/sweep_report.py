@@ -198,26 +198,37 @@ def trajectory_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def protocol_points(runs: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run and family: the gain the paper's protocol keeps, the disjoint one's, and their difference."""
-    return pd.DataFrame([
-        {"model": run["model"], "corpus": corpus_label(run["corpus"]), "index": run["source_row"], "family": f,
-         "paper_step": run["protocols"]["paper"]["step"], "disjoint_step": run["protocols"]["disjoint"]["step"],
-         "paper": run["protocols"]["paper"][f]["delta"], "disjoint": run["protocols"]["disjoint"][f]["delta"],
-         "selection_bias": run["selection_bias"][f]["delta"]}
-        for run in runs if "protocols" in run for f in run["selection_bias"]
-    ])
+    """One row per run and family: the gain the paper's protocol keeps, the disjoint one's, the last step's (kept
+    with no selection, as ``criterion: last`` does), and the paper's gain minus each of the other two."""
+    rows = []
+    for run in runs:
+        if "protocols" not in run:
+            continue
+        protocols = run["protocols"]
+        for f in run["selection_bias"]:
+            last = run["trajectory"][f][-1]
+            rows.append({"model": run["model"], "corpus": corpus_label(run["corpus"]), "index": run["source_row"],
+                         "family": f, "paper_step": protocols["paper"]["step"],
+                         "disjoint_step": protocols["disjoint"]["step"], "last_step": last["step"],
+                         "paper": protocols["paper"][f]["delta"], "disjoint": protocols["disjoint"][f]["delta"],
+                         "last": last["delta"], "selection_bias": run["selection_bias"][f]["delta"],
+                         "selection_over_last": protocols["paper"][f]["delta"] - last["delta"]})
+    return pd.DataFrame(rows)
 
 
 def protocol_table(points: pd.DataFrame) -> pd.DataFrame:
-    """Per model, corpus and family, under each protocol: the share of runs above baseline (Wilson 95%) and the
-    mean gain (bootstrap 95% over runs); and the mean selection bias (paper minus disjoint) with its interval."""
+    """Per model, corpus and family, under each protocol (paper, disjoint, last step): the share of runs above
+    baseline (Wilson 95%) and the mean gain (bootstrap 95% over runs); and the mean of the paper's gain minus the
+    disjoint one's (``selection_bias``) and minus the last step's (``selection_over_last``: what choosing among the
+    steps on the reported examples adds to a step fixed in advance), each with its interval over runs."""
     rows = []
     for (model, corpus, family), group in points.groupby(["model", "corpus", "family"]):
-        for protocol in ("paper", "disjoint"):
+        for protocol in ("paper", "disjoint", "last"):
             rows.append({"model": model, "corpus": corpus, "family": family, "protocol": protocol,
                          **across_runs(group[protocol].to_numpy())})
-        rows.append({"model": model, "corpus": corpus, "family": family, "protocol": "selection_bias",
-                     **_interval(group["selection_bias"].to_numpy())})
+        for difference in ("selection_bias", "selection_over_last"):
+            rows.append({"model": model, "corpus": corpus, "family": family, "protocol": difference,
+                         **_interval(group[difference].to_numpy())})
     return pd.DataFrame(rows)
 
 
