@@ -23,6 +23,8 @@ from gap_pipeline.core.tasks import FAMILIES, family_average  # noqa: E402
 from gap_pipeline.reporting.run_summary import corpus_label, paper_file, paper_row  # noqa: E402
 from gap_pipeline.reporting.statistics import mean_ci, sign_test, wilson_interval  # noqa: E402
 
+# The paper's model drawn beside ours in the gain-by-step figure: its smallest, nearest ours in size.
+PAPER_REFERENCE = "paper OPT-350M"
 FAMILY_TITLES = {"dialogue": "Dialogue tasks: unigram F1 average", "classification": "Classification: accuracy average"}
 
 
@@ -232,11 +234,14 @@ def protocol_table(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def draw_trajectory(table: pd.DataFrame, path: Path) -> None:
-    """GAP's gain by step: per family and model, the mean over runs and its 95% interval, one line per corpus."""
-    panels = sorted({(m, f) for m, f in zip(table["model"], table["family"], strict=True)})
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-    for ax, (model, family) in zip(axes[0], panels, strict=True):
+def draw_trajectory(table: pd.DataFrame, path: Path, paper: pd.DataFrame) -> None:
+    """GAP's gain by step: one row of panels per model, one column per family; in each the mean over runs and
+    its 95% interval, one line per corpus, and the paper's mean gain on that corpus (``paper``: rows of
+    ``compare_with_paper`` for one OPT size) as a dashed line, the best of its 16 steps on its reported examples."""
+    models, families = sorted(set(table["model"])), [f for f in FAMILIES if f in set(table["family"])]
+    fig, axes = plt.subplots(len(models), len(families), figsize=(5 * len(families), 3.6 * len(models)),
+                             squeeze=False)
+    for ax, (model, family) in zip(axes.flat, [(m, f) for m in models for f in families], strict=True):
         for k, (corpus, rows) in enumerate(table[(table["model"] == model) & (table["family"] == family)]
                                            .groupby("corpus")):
             rows = rows.sort_values("step")
@@ -244,6 +249,9 @@ def draw_trajectory(table: pd.DataFrame, path: Path) -> None:
                     label=f"{corpus} ({rows['runs'].max()} runs)")
             ax.fill_between(rows["step"], rows["mean_gain_ci95_low"], rows["mean_gain_ci95_high"], color=f"C{k}",
                             alpha=0.2)
+            for theirs in paper[(paper["family"] == family) & (paper["corpus"] == corpus)].itertuples():
+                ax.axhline(theirs.mean_gain, color=f"C{k}", linestyle="--", linewidth=1,
+                           label=f"{theirs.who}, {corpus} (best of 16 steps)")
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(f"{model}: {FAMILY_TITLES[family].split(':')[0].lower()}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -283,8 +291,9 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def write_trajectory_report(runs: list[dict[str, Any]], out_dir: Path) -> str:
-    """With trajectories: trajectory.csv/.tsv/.png and protocols.csv/.tsv/.png; empty text when no run has one."""
+def write_trajectory_report(runs: list[dict[str, Any]], out_dir: Path, comparison: pd.DataFrame) -> str:
+    """With trajectories: trajectory.csv/.tsv/.png and protocols.csv/.tsv/.png; empty text when no run has one.
+    The gain-by-step figure shows the paper's smallest model beside ours (``comparison``'s rows for it)."""
     if not any("trajectory" in run for run in runs):
         return ""
     steps = trajectory_table(runs)
@@ -294,7 +303,7 @@ def write_trajectory_report(runs: list[dict[str, Any]], out_dir: Path) -> str:
         write_table(out_dir / f"{name}.csv", frame.to_dict("records"), list(frame.columns), delimiter=",")
     write_table(out_dir / "trajectory.tsv", steps.to_dict("records"), list(steps.columns))
     write_table(out_dir / "protocols.tsv", points.to_dict("records"), list(points.columns))
-    draw_trajectory(steps, out_dir / "trajectory.png")
+    draw_trajectory(steps, out_dir / "trajectory.png", comparison[comparison["who"] == PAPER_REFERENCE])
     draw_protocols(points, out_dir / "protocols.png")
     shown = protocols.to_string(index=False, float_format=lambda v: f"{v:+.4f}")
     with_trajectory = sum("protocols" in run for run in runs)
@@ -316,4 +325,4 @@ def write_report(runs: list[dict[str, Any]], out_dir: Path, paper_dir: Path) -> 
                 delimiter=",")
     shown = side_by_side(comparison).to_string(index=False, float_format=lambda v: f"{v:.4f}")
     return (f"{len(runs)} runs collected into {out_dir}\n\nGAP gain over the untouched model, per corpus:\n{shown}"
-            + write_trajectory_report(runs, out_dir))
+            + write_trajectory_report(runs, out_dir, comparison))
