@@ -117,6 +117,18 @@ def test_task_overhead_prints_both_renderings_and_that_they_agree(tiny_model_dir
         assert same == "True" and float(ratio) == pytest.approx(float(theirs) / float(ours), rel=0.05), result.stdout
 
 
+def test_attention_check_prints_every_pair_per_task(tiny_model_dir):
+    """On a CPU every pair agrees (the kernels there take our masks as HFLM's code does)."""
+    result = run_script("benchmarks/attention_check.py", "--model", str(tiny_model_dir), "--device", "cpu",
+                        "--tasks", "copa", "--limit", "4", "--unguarded")
+    assert result.returncode == 0, result.stderr
+    pairs = re.findall(r"^cpu copa \('(\w+)', '(\w+)'\) vs \('(\w+)', '(\w+)'\): (\d+) of 4 differ", result.stdout,
+                       re.MULTILINE)
+    assert [(p[:4], p[4]) for p in pairs] == [
+        (("eager", "hf", "sdpa", "hf"), "0"), (("eager", "fast", "sdpa", "fast"), "0"),
+        (("eager", "hf", "eager", "fast"), "0"), (("sdpa", "hf", "sdpa", "fast"), "0")], result.stdout
+
+
 def test_repro_split_divides_each_stages_wall_time_by_the_stages_records(tmp_path):
     from repro_split import split  # noqa: E402  (a script folder, not a package)
 

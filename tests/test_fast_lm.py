@@ -325,6 +325,36 @@ def test_questions_beyond_a_sliding_window_are_read_into_a_cache(tiny_tokenizer)
     assert 0 < sum(packed) < 7
 
 
+def test_fused_cuda_masks_in_a_sliding_window_model_are_not_trusted(tiny_tokenizer, tiny_model, monkeypatch):
+    """On CUDA with SDPA, a model with sliding-window layers (Gemma-3's shape) gave other answers from packed rows
+    on a few questions the probe passes; eager attention and models without such layers did not. There FastLM
+    runs none of its own paths, and its answers are HFLM's."""
+    from gap_pipeline.scoring import fast_lm
+
+    config = Gemma3TextConfig(
+        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, sliding_window=40, max_position_embeddings=256,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    for attention, device, unsound in (("sdpa", cuda, True), ("eager", cuda, False), ("sdpa", cpu, False)):
+        config._attn_implementation = attention
+        assert fast_lm.fused_masks_unsound(config, device) is unsound, (attention, device)
+    tiny_model.config._attn_implementation = "sdpa"
+    assert not fast_lm.fused_masks_unsound(tiny_model.config, cuda)  # Llama: no sliding-window layer
+
+    monkeypatch.setattr(fast_lm, "fused_masks_unsound", lambda config, device: True)  # as on such a GPU
+    torch.manual_seed(0)
+    model = Gemma3ForCausalLM(config).eval()
+    hflm = HFLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
+    fast = FastLM(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
+    assert fast.sound_paths() == dict.fromkeys(("packed", "cached", "generate"), False)
+    fast._score_packed = lambda *args: pytest.fail("a packed row was scored")
+    _match_hflm(hflm, fast, _multiple_choice_requests())
+    dialogue = _dialogue_requests(random.Random(3), [4, 7, 2])
+    assert fast.generate_until(dialogue) == hflm.generate_until(dialogue)
+
+
 def test_scoring_and_generating_raise_no_deprecation_warning(models):
     """FastLM calls transformers' current API: a deprecated argument breaks scoring on the release that drops it."""
     _, fast = models

@@ -55,6 +55,17 @@ PATHS = ("packed", "cached", "generate")
 PROBE_TEXT = " ".join(f"w{i}" for i in (5, 17, 3, 44, 9, 28, 61, 12, 7, 33, 90, 21, 54))
 
 
+def fused_masks_unsound(config: Any, device: torch.device) -> bool:
+    """Whether our custom masks would go through a fused CUDA attention kernel in a model with sliding-window
+    layers, where FastLM's packed rows were measured to differ from HFLM's answers on a few questions that the
+    short probe passes (Gemma-3's shape on an H200; eager attention gave HFLM's answers there, and so did SDPA on
+    a model without sliding-window layers; benchmarks/README.md, 2026-12-04). The cause is not established, so
+    on that combination FastLM runs none of its own paths."""
+    text = config.get_text_config(decoder=True)
+    return (device.type == "cuda" and getattr(text, "_attn_implementation", None) != "eager"
+            and bool(getattr(text, "sliding_window", None)))
+
+
 @register_model("gap-fast")
 class FastLM(HFLM):
     """HFLM with shared-context scoring, scored-position-only vocabulary projection and early-stopping generation."""
@@ -88,6 +99,13 @@ class FastLM(HFLM):
 
         Measured once, on a probe of a few tokens, against HFLM's own code on the same requests; a path that
         raises or differs beyond float rounding is not used (its work goes to HFLM's code)."""
+        if self._sound is None and fused_masks_unsound(self.model.config, self.device):
+            self._sound = dict.fromkeys(PATHS, False)
+            logger.warning("FastLM on %s (%s) with %s attention on CUDA: custom masks in a model with sliding-window "
+                           "layers are not trusted there; all work runs through HFLM's own code (use "
+                           "eval.model_class: hf, or load the model with attn_implementation='eager')",
+                           self.model.config.model_type, type(self.model).__name__,
+                           self.model.config._attn_implementation)
         if self._sound is None:
             self._sound = dict.fromkeys(PATHS, True)  # provisional: each probe runs the path as it would run
             try:
