@@ -102,8 +102,8 @@ class FastLM(HFLM):
         if self._sound is None and fused_masks_unsound(self.model.config, self.device):
             self._sound = dict.fromkeys(PATHS, False)
             logger.warning("FastLM on %s (%s) with %s attention on CUDA: custom masks in a model with sliding-window "
-                           "layers are not trusted there; all work runs through HFLM's own code (eval.model_class: "
-                           "hf, what auto picks on CUDA, does the same without this detour)",
+                           "layers are not trusted there; all work runs through HFLM's own code (use "
+                           "eval.model_class: hf, or load the model with attn_implementation='eager')",
                            self.model.config.model_type, type(self.model).__name__,
                            self.model.config._attn_implementation)
         if self._sound is None:
