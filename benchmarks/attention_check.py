@@ -18,15 +18,22 @@ import argparse
 from pathlib import Path
 
 import torch
+from eval_speed import SHARED  # beside this file: run as a script
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gap_pipeline.scoring import fast_lm
 from gap_pipeline.scoring.evaluate import evaluate_task, make_lm
 from gap_pipeline.scoring.task_config import TaskRun
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 PAIRS = ((("eager", "hf"), ("sdpa", "hf")), (("eager", "fast"), ("sdpa", "fast")),
          (("eager", "hf"), ("eager", "fast")), (("sdpa", "hf"), ("sdpa", "fast")))
+
+
+def differing(x: dict, y: dict, threshold: float = 1e-3) -> tuple[int, list[tuple[float, object]]]:
+    """How many questions (doc id -> choices' log-likelihoods) differ by more than ``threshold`` in any choice,
+    and the four largest differences with their doc ids."""
+    diffs = sorted(((max(abs(u - v) for u, v in zip(x[k], y[k], strict=True)), k) for k in x), reverse=True)
+    return sum(d > threshold for d, _ in diffs), [(round(d, 4), k) for d, k in diffs[:4]]
 
 
 def main() -> None:
@@ -54,9 +61,8 @@ def main() -> None:
     for task in args.tasks:
         for a, b in PAIRS:
             x, y = found[a[0], task, a[1]], found[b[0], task, b[1]]
-            diffs = sorted(((max(abs(u - v) for u, v in zip(x[k], y[k], strict=True)), k) for k in x), reverse=True)
-            print(f"{args.device} {task} {a} vs {b}: {sum(d > 1e-3 for d, _ in diffs)} of {len(diffs)} differ "
-                  f"> 1e-3; largest {[(round(d, 4), k) for d, k in diffs[:4]]}", flush=True)
+            count, largest = differing(x, y)
+            print(f"{args.device} {task} {a} vs {b}: {count} of {len(x)} differ > 1e-3; largest {largest}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
-from gap_step import body_matmul_params, step_gflop  # noqa: E402  (a script folder, not a package)
+from attention_check import differing  # noqa: E402  (a script folder, not a package)
+from gap_step import body_matmul_params, step_gflop  # noqa: E402
 from vocabulary_blocks import SHAPES, default_shape  # noqa: E402
 
 
@@ -115,6 +116,12 @@ def test_task_overhead_prints_both_renderings_and_that_they_agree(tiny_model_dir
     assert [r[0] for r in rows] == ["arc_easy", "copa"], result.stdout
     for _, theirs, ours, ratio, same in rows:  # the ratio of the printed (rounded) seconds, within their rounding
         assert same == "True" and float(ratio) == pytest.approx(float(theirs) / float(ours), rel=0.05), result.stdout
+
+
+def test_attention_check_counts_the_questions_that_differ_and_names_the_largest():
+    ours = {0: [-1.0, -2.0], 1: [-3.0, -4.0], 2: [-5.0, -6.0]}
+    theirs = {0: [-1.0, -2.0005], 1: [-3.0, -5.68], 2: [-5.25, -6.0]}
+    assert differing(ours, theirs) == (2, [(1.68, 1), (0.25, 2), (0.0005, 0)])
 
 
 def test_attention_check_prints_every_pair_per_task(tiny_model_dir):
