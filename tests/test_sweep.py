@@ -17,7 +17,13 @@ import yaml
 from gap_pipeline.core.errors import ParamsError
 from gap_pipeline.core.tasks import ALL_TASKS, CLASSIFICATION_TASKS
 from gap_pipeline.reporting.run_summary import paper_file
-from gap_pipeline.reporting.sweep_report import compare_with_paper, paper_baselines, write_report
+from gap_pipeline.reporting.sweep_report import (
+    compare_with_paper,
+    paper_baselines,
+    protocol_points,
+    protocol_table,
+    write_report,
+)
 from gap_pipeline.sweep import experiment_name, grid_points, parse_indices, queue_commands, run_rows
 from gap_pipeline.sweep.clone_run import PointFailed, PointRefused, apply_settings, failure, last_line, stages_run
 from gap_pipeline.sweep.experiments import SUMMARY_FILE, TRAIN_FILE, export_runs, finished_runs, read_runs, rows_of
@@ -304,3 +310,24 @@ def test_collect_reports_the_gain_by_step_and_both_protocols_with_intervals(tmp_
     assert "smollm2-135m (paper protocol)" in set(comparison["who"])
     for figure in ("trajectory.png", "protocols.png"):
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_paper_tables_own_best_step_per_family_is_read_off_the_trajectory():
+    """The paper's tables chose each family's best step apart; the model's one kept step (``both``) cannot."""
+    def entries(gains: list[float]) -> list[dict]:
+        return [{"step": s, "delta": g, "delta_ci95": [g, g]} for s, g in enumerate(gains)]
+
+    trajectory = {"classification": entries([0.0, 0.03, -0.01]), "dialogue": entries([0.0, -0.002, 0.004])}
+    run = {"model": "m", "corpus": "github", "source_row": 7, "trajectory": trajectory,
+           "protocols": {"paper": {"step": 1, "classification": {"delta": 0.03}, "dialogue": {"delta": -0.002}},
+                         "disjoint": {"step": 2, "classification": {"delta": -0.01}, "dialogue": {"delta": 0.004}}},
+           "selection_bias": {"classification": {"delta": 0.04}, "dialogue": {"delta": -0.006}}}
+    untouched = run | {"source_row": 8, "trajectory": {f: entries([0.0, -0.01, -0.01]) for f in trajectory}}
+    points = protocol_points([run, untouched]).set_index(["index", "family"])
+    assert points.loc[(7, "dialogue"), "per_family_step"] == 2 and points.loc[(7, "dialogue"), "per_family"] == 0.004
+    assert points.loc[(7, "classification"), "per_family_step"] == 1
+    assert points.loc[(7, "dialogue"), "selection_bias_per_family"] == pytest.approx(0.0)
+    assert points.loc[(8, "dialogue"), "per_family_step"] == 0  # no step beats the untouched model: step 0
+    table = protocol_table(points.reset_index()).set_index(["family", "protocol"])
+    assert table.loc[("dialogue", "per_family"), "above_baseline"] == 0.5
+    assert table.loc[("dialogue", "paper"), "above_baseline"] == 0.0
