@@ -163,6 +163,32 @@ def test_small_blocks_and_chunks_give_the_same_answers(models, projection_rows, 
         assert greedy == greedy_ref
 
 
+def test_hflms_own_scoring_runs_in_batches_whose_logits_fit_the_budget(models, tiny_model, tiny_tokenizer):
+    """Where FastLM's paths are not sound, HFLM's code scores everything; its logits (rows x longest row x
+    vocabulary) are bounded by ``fallback_logits_gb``, long rows going in smaller batches, with HFLM's answers."""
+    hflm, _ = models
+    position_bytes = tiny_model.config.vocab_size * 4
+    budget = 20 * position_bytes  # 20 positions: rows of 11 or more go alone, of 3 six at a time
+    fast = FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, batch_size=hflm.batch_size,
+                  fallback_logits_gb=budget / 1024**3)
+    fast._sound = {"packed": False, "cached": False, "generate": True}
+    shapes: dict[str, list[tuple[int, int]]] = {"hflm": [], "fast": []}
+    for name, lm in (("hflm", hflm), ("fast", fast)):
+        lm._model_call = lambda inps, call=lm._model_call, seen=shapes[name], **kw: seen.append(inps.shape) or call(
+            inps, **kw)
+    _match_hflm(hflm, fast, _multiple_choice_requests())
+    logits_bytes = {name: [rows * length * position_bytes for rows, length in seen] for name, seen in shapes.items()}
+    assert max(logits_bytes["hflm"]) > budget  # HFLM's own batches would not fit
+    assert all(size <= budget or rows == 1 for size, (rows, _) in zip(logits_bytes["fast"], shapes["fast"],
+                                                                    strict=True))
+    assert max(rows for rows, _ in shapes["fast"]) > 1 and fast.batch_size == hflm.batch_size  # restored after
+
+
+def test_a_fallback_budget_of_zero_is_refused(tiny_model, tiny_tokenizer):
+    with pytest.raises(ValueError, match="fallback_logits_gb=0"):
+        FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, fallback_logits_gb=0)
+
+
 @pytest.mark.parametrize("arg", ["projection_rows", "vocabulary_chunk"])
 def test_block_sizes_below_one_are_refused(tiny_model, tiny_tokenizer, arg):
     with pytest.raises(ValueError, match=f"{arg}=0"):

@@ -16,7 +16,8 @@ Packed rows, left-padded caches and explicit positions are sound only for a mode
 and the positions it is given. ALiBi models (Bloom, MPT) build their biases from a 2-D mask, others derive
 positions from the mask. So before its first request FastLM measures, on a short probe, which of its paths
 (packed rows, cached contexts, cached generation) give HFLM's own answers on this model, and sends the work of
-any path that does not to HFLM's code (``sound_paths``).
+any path that does not to HFLM's code (``sound_paths``). HFLM projects every position of a batch onto the
+vocabulary, so that work runs in batches whose logits fit ``fallback_logits_gb`` (``hflm_loglikelihood``).
 """
 
 from __future__ import annotations
@@ -71,12 +72,15 @@ class FastLM(HFLM):
     """HFLM with shared-context scoring, scored-position-only vocabulary projection and early-stopping generation."""
 
     def __init__(self, *args: Any, prompt_cache_gb: float = 2.0, generation_batch_size: int = 64,
-                 projection_rows: int = 512, vocabulary_chunk: int = 4096, **kwargs: Any):
+                 projection_rows: int = 512, vocabulary_chunk: int = 4096, fallback_logits_gb: float = 1.0,
+                 **kwargs: Any):
         """``prompt_cache_gb``: host memory for the prompts kept after generation (0 keeps none).
         ``generation_batch_size``: the fewest rows generated together (``batch_size`` when larger).
         ``projection_rows``: scored positions projected onto the vocabulary together; ``vocabulary_chunk``: the
         columns of the output matrix projected at a time (their logits, ``projection_rows`` x ``vocabulary_chunk``
         floats, are reduced at once; 8 MiB by default, small enough to stay in a CPU's cache).
+        ``fallback_logits_gb``: the most one batch's logits may take when HFLM's own code scores what FastLM's
+        paths cannot (``hflm_loglikelihood``).
 
         A decoding step reads every weight to produce one token per row, so its cost hardly grows with the rows
         until the batch is large: generating 64 replies together takes far fewer weight reads than 4 batches
@@ -88,10 +92,14 @@ class FastLM(HFLM):
         self.generation_batch_size = int(generation_batch_size)
         self.projection_rows = int(projection_rows)
         self.vocabulary_chunk = int(vocabulary_chunk)
+        self.fallback_logits_bytes = int(float(fallback_logits_gb) * 1024**3)
         self._sound: dict[str, bool] | None = None  # measured on the first request: sound_paths()
         for name, value in (("projection_rows", self.projection_rows), ("vocabulary_chunk", self.vocabulary_chunk)):
             if value < 1:
                 raise ValueError(f"{name}={value} must be at least 1 (pass e.g. --model_args {name}=512)")
+        if self.fallback_logits_bytes <= 0:
+            raise ValueError(f"fallback_logits_gb={fallback_logits_gb} must be above 0 (pass e.g. --model_args "
+                             "fallback_logits_gb=1)")
 
     # ----- which paths are sound on this model -------------------------------------------------------------
     def sound_paths(self) -> dict[str, bool]:
@@ -114,8 +122,8 @@ class FastLM(HFLM):
                 self.prompts.clear()
             unsound = [path for path, ok in self._sound.items() if not ok]
             if unsound:
-                logger.warning("FastLM on %s (%s): %s not sound on this model (ALiBi or mask-derived positions); "
-                               "that work runs through HFLM's own code", self.model.config.model_type,
+                logger.warning("FastLM on %s (%s): %s gave other answers than HFLM's on the probe; that work runs "
+                               "through HFLM's own code", self.model.config.model_type,
                                type(self.model).__name__, ", ".join(unsound))
         return self._sound
 
@@ -212,8 +220,42 @@ class FastLM(HFLM):
     ) -> list[tuple[float, bool]]:
         sound = self.sound_paths()
         if not (sound["packed"] or sound["cached"]):
-            return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+            return self.hflm_loglikelihood(requests, disable_tqdm, override_bs)
         return self._score(requests, disable_tqdm, override_bs)
+
+    def hflm_loglikelihood(self, requests: list[Request], disable_tqdm: bool = False,
+                           override_bs: int | None = None) -> list[tuple[float, bool]]:
+        """HFLM's own answers to ``requests``, in batches whose logits take at most ``fallback_logits_gb``.
+
+        HFLM projects every position of a batch onto the vocabulary and takes its log-softmax, two tensors of
+        rows x longest row x vocabulary: for Gemma-3's 262,144-token vocabulary, 16 rows of 700 tokens are
+        16 x 700 x 262,144 float32 values, 12 GB each, beyond a 24 GB machine. So requests are grouped by how
+        many rows of their length fit the budget (at most ``batch_size``, at least one) and each group is one
+        HFLM call with that batch size: a function of the lengths alone, not of the machine's free memory.
+        """
+        configured = self.batch_size_per_gpu
+        if not isinstance(configured, int) or not requests:  # "auto" stays HFLM's own search
+            return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+        limit = max(1, int(override_bs or configured))
+        position_bytes = self.model.get_output_embeddings().weight.shape[0] * max(4, self.model.dtype.itemsize)
+        groups: dict[int, list[int]] = {}
+        for i, (_, context, continuation) in enumerate(requests):
+            length = min(len(context) + len(continuation), self.max_length + 1) - 1  # HFLM's input length
+            rows = max(1, min(limit, self.fallback_logits_bytes // (length * position_bytes)))
+            groups.setdefault(rows, []).append(i)
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Running loglikelihood requests")
+        try:
+            for rows, members in sorted(groups.items()):
+                self.batch_size_per_gpu = rows
+                answers = super()._loglikelihood_tokens([requests[i] for i in members], True)
+                for i, answer in zip(members, answers, strict=True):
+                    results[i] = answer
+                bar.update(len(members))
+        finally:
+            self.batch_size_per_gpu = configured
+            bar.close()
+        return results  # type: ignore[return-value]
 
     def _score(self, requests: list[Request], disable_tqdm: bool, override_bs: int | None, use_kept: bool = True
                ) -> list[tuple[float, bool]]:
@@ -229,8 +271,7 @@ class FastLM(HFLM):
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         if not sound["cached"]:  # what packed rows cannot serve goes to HFLM's own code
             others = [i for c in cached for i in groups[c]]
-            for i, answer in zip(others, super()._loglikelihood_tokens([requests[i] for i in others], True),
-                                 strict=True):
+            for i, answer in zip(others, self.hflm_loglikelihood([requests[i] for i in others], True), strict=True):
                 results[i] = answer
             cached = []
         per_batch = max(1, int(override_bs or self.batch_size))  # contexts per pass, each with all its choices
