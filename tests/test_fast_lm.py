@@ -184,6 +184,17 @@ def test_hflms_own_scoring_runs_in_batches_whose_logits_fit_the_budget(models, t
     assert max(rows for rows, _ in shapes["fast"]) > 1 and fast.batch_size == hflm.batch_size  # restored after
 
 
+def test_the_probe_allows_float32_rounding_relative_to_the_log_likelihood(models):
+    """HFLM's float32 answers are about 1e-4 of a log-likelihood from float64's on Gemma-3's vocabulary, so the
+    probe allows that much of the size; a smaller log-likelihood keeps the 1e-4 floor, a larger miss is refused."""
+    _, fast = models
+    cases = [(-8.5, -8.5 + 6e-4, True), (-8.5, -8.5 + 2e-3, False), (-0.5, -0.5 + 1.5e-4, False),
+             (-0.5, -0.5 + 5e-5, True)]
+    for reference, got, agrees in cases:
+        assert fast._agrees(lambda got=got: [(got, True)], [(reference, True)]) is agrees, (reference, got)
+    assert not fast._agrees(lambda: [(-8.5, False)], [(-8.5, True)])  # a greedy flag must match exactly
+
+
 def test_a_fallback_budget_of_zero_is_refused(tiny_model, tiny_tokenizer):
     with pytest.raises(ValueError, match="fallback_logits_gb=0"):
         FastLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, fallback_logits_gb=0)
