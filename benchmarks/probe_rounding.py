@@ -47,7 +47,7 @@ def main() -> None:
     exact = HFLM(pretrained=AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float64).eval(),
                  tokenizer=tokenizer, batch_size=16)
     float64 = HFLM._loglikelihood_tokens(exact, requests, disable_tqdm=True)
-    print(f"model {args.model}, {args.threads} threads; HFLM float32 log-likelihoods",
+    print(f"model {Path(args.model).name}, {args.threads} threads; HFLM float32 log-likelihoods",
           [round(ll, 4) for ll, _ in hflm])
     print("allowed (FastLM._rounding):", [f"{fast._rounding(ll):.2e}" for ll, _ in hflm])
     print(f"{'':<16}{'minus HFLM float32':<54}minus float64")
